@@ -1,0 +1,255 @@
+//! Parsing a chunk of lines into Arrow record batches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, Int16Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt32Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use ipi_core::schema::{events_schema, rejects_schema};
+
+use crate::config::Filter;
+use crate::parse::{LineFormat, Record, parse_line};
+use crate::source::Chunk;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// What one chunk became.
+#[derive(Debug, Default)]
+pub struct ParsedChunk {
+    /// Events by UTC day (days since 1970-01-01), in input order.
+    pub events: BTreeMap<i64, RecordBatch>,
+    /// Rejected lines, in input order.
+    pub rejects: Option<RecordBatch>,
+    /// Line counts.
+    pub counts: Counts,
+}
+
+/// How lines were accounted for. `lines == rows + filtered + rejected`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub lines: u64,
+    pub rows: u64,
+    pub filtered: u64,
+    pub rejected: u64,
+    /// Rejected lines by reason code (`status: malformed`).
+    pub reasons: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    /// Add another chunk's counts.
+    pub fn add(&mut self, other: &Counts) {
+        self.lines += other.lines;
+        self.rows += other.rows;
+        self.filtered += other.filtered;
+        self.rejected += other.rejected;
+        for (reason, n) in &other.reasons {
+            *self.reasons.entry(reason.clone()).or_default() += n;
+        }
+    }
+}
+
+/// Builders for the events of one UTC day.
+struct EventsBuilder {
+    timestamp: TimestampMicrosecondBuilder,
+    tz_offset: Int16Builder,
+    entity: StringBuilder,
+    ip: StringBuilder,
+    ipv4: UInt32Builder,
+    method: StringBuilder,
+    path: StringBuilder,
+    protocol: StringBuilder,
+    status: UInt16Builder,
+    bytes: UInt64Builder,
+    referer: StringBuilder,
+    user_agent: StringBuilder,
+    vhost: StringBuilder,
+    forwarded_for: StringBuilder,
+    source: StringBuilder,
+    line: UInt64Builder,
+}
+
+impl EventsBuilder {
+    fn new() -> EventsBuilder {
+        EventsBuilder {
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            tz_offset: Int16Builder::new(),
+            entity: StringBuilder::new(),
+            ip: StringBuilder::new(),
+            ipv4: UInt32Builder::new(),
+            method: StringBuilder::new(),
+            path: StringBuilder::new(),
+            protocol: StringBuilder::new(),
+            status: UInt16Builder::new(),
+            bytes: UInt64Builder::new(),
+            referer: StringBuilder::new(),
+            user_agent: StringBuilder::new(),
+            vhost: StringBuilder::new(),
+            forwarded_for: StringBuilder::new(),
+            source: StringBuilder::new(),
+            line: UInt64Builder::new(),
+        }
+    }
+
+    fn append(&mut self, r: &Record<'_>, source: &str, line: u64) {
+        self.timestamp.append_value(r.timestamp_us);
+        self.tz_offset.append_value(r.tz_offset_minutes);
+        self.entity.append_option(r.user.as_deref());
+        self.ip.append_value(&r.client);
+        self.ipv4.append_option(ipi_core::ipv4::parse(r.client.as_bytes()));
+        self.method.append_option(r.method.as_deref());
+        self.path.append_option(r.path.as_deref());
+        self.protocol.append_option(r.protocol.as_deref());
+        self.status.append_value(r.status);
+        self.bytes.append_option(r.bytes);
+        self.referer.append_option(r.referer.as_deref());
+        self.user_agent.append_option(r.user_agent.as_deref());
+        self.vhost.append_option(r.vhost.as_deref());
+        self.forwarded_for.append_option(r.forwarded_for.as_deref());
+        self.source.append_value(source);
+        self.line.append_value(line);
+    }
+
+    fn finish(mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.tz_offset.finish()),
+            Arc::new(self.entity.finish()),
+            Arc::new(self.ip.finish()),
+            Arc::new(self.ipv4.finish()),
+            Arc::new(self.method.finish()),
+            Arc::new(self.path.finish()),
+            Arc::new(self.protocol.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.bytes.finish()),
+            Arc::new(self.referer.finish()),
+            Arc::new(self.user_agent.finish()),
+            Arc::new(self.vhost.finish()),
+            Arc::new(self.forwarded_for.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.line.finish()),
+        ];
+        // The columns follow events_schema() one for one; a mismatch is a
+        // bug caught by the tests, never a data error.
+        RecordBatch::try_new(events_schema(), columns).expect("events columns match the schema")
+    }
+}
+
+/// Builders for rejected lines.
+struct RejectsBuilder {
+    source: StringBuilder,
+    line: UInt64Builder,
+    reason: StringBuilder,
+    raw: BinaryBuilder,
+}
+
+impl RejectsBuilder {
+    fn new() -> RejectsBuilder {
+        RejectsBuilder {
+            source: StringBuilder::new(),
+            line: UInt64Builder::new(),
+            reason: StringBuilder::new(),
+            raw: BinaryBuilder::new(),
+        }
+    }
+
+    fn finish(mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.source.finish()),
+            Arc::new(self.line.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.raw.finish()),
+        ];
+        RecordBatch::try_new(rejects_schema(), columns).expect("rejects columns match the schema")
+    }
+}
+
+/// Parse every line of a chunk.
+pub fn parse_chunk(
+    chunk: &Chunk,
+    source: &str,
+    format: LineFormat,
+    filter: &Filter,
+) -> ParsedChunk {
+    let mut days: BTreeMap<i64, EventsBuilder> = BTreeMap::new();
+    // Most chunks hold one day: keep the last day's builder at hand.
+    let mut rejects: Option<RejectsBuilder> = None;
+    let mut counts = Counts::default();
+    let mut bytes = chunk.bytes.as_slice();
+    if bytes.ends_with(b"\n") {
+        bytes = &bytes[..bytes.len() - 1];
+    }
+    let mut line_no = chunk.first_line;
+    if !chunk.bytes.is_empty() {
+        for line in bytes.split(|&b| b == b'\n') {
+            counts.lines += 1;
+            match parse_line(line, format) {
+                Ok(record) if filter.keeps(&record) => {
+                    counts.rows += 1;
+                    let day = record.timestamp_us.div_euclid(MICROS_PER_DAY);
+                    days.entry(day)
+                        .or_insert_with(EventsBuilder::new)
+                        .append(&record, source, line_no);
+                }
+                Ok(_) => counts.filtered += 1,
+                Err(reject) => {
+                    counts.rejected += 1;
+                    *counts.reasons.entry(reject.code()).or_default() += 1;
+                    let b = rejects.get_or_insert_with(RejectsBuilder::new);
+                    b.source.append_value(source);
+                    b.line.append_value(line_no);
+                    b.reason.append_value(reject.to_string());
+                    b.raw.append_value(line);
+                }
+            }
+            line_no += 1;
+        }
+    }
+    ParsedChunk {
+        events: days.into_iter().map(|(day, b)| (day, b.finish())).collect(),
+        rejects: rejects.map(RejectsBuilder::finish),
+        counts,
+    }
+}
+
+/// The Hive partition of a UTC day: `date=YYYY-MM-DD`.
+pub fn partition_of(day: i64) -> String {
+    let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .map(|t| t.date_naive().format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "invalid".to_owned());
+    format!("date={date}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_is_accounted_for() {
+        let text = b"1.2.3.4 - bob [01/Jan/2020:23:30:00 -0100] \"GET /login_success HTTP/1.1\" 200 1 \"-\" \"UA\"\r\n\
+garbage\n\
+\n\
+1.2.3.4 - - [01/Jan/2020:10:00:00 +0000] \"POST /x HTTP/1.1\" 500 1 \"-\" \"UA\"\n\
+1.2.3.4 - amy [01/Jan/2020:10:00:00 +0000] \"GET /login_success HTTP/1.1\" 200 1 \"-\" \"UA\"";
+        let chunk = Chunk { seq: 0, first_line: 10, bytes: text.to_vec() };
+        let filter = Filter {
+            method: vec!["GET".into()],
+            path_prefix: Some("/login".into()),
+            status: vec![200],
+        };
+        let parsed = parse_chunk(&chunk, "mem://x", LineFormat::Auto, &filter);
+        let c = &parsed.counts;
+        assert_eq!((c.lines, c.rows, c.filtered, c.rejected), (5, 2, 1, 2));
+        assert_eq!(c.reasons.get("empty line"), Some(&1));
+        // 23:30 at -01:00 is 00:30 the next UTC day.
+        let days: Vec<String> = parsed.events.keys().map(|&d| partition_of(d)).collect();
+        assert_eq!(days, ["date=2020-01-01", "date=2020-01-02"]);
+        let rejects = parsed.rejects.unwrap();
+        let lines = rejects.column(1).as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap();
+        assert_eq!(lines.values(), &[11, 12]);
+        let raw = rejects.column(3).as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
+        assert_eq!(raw.value(0), b"garbage");
+    }
+}

@@ -1,0 +1,207 @@
+//! The ingest step: inputs → parallel parse → the events dataset.
+//!
+//! Each input is read by one thread that cuts it into chunks of whole lines;
+//! a rayon pool parses a window of chunks at a time (`par_iter` keeps their
+//! order); an async task encodes and uploads the batches in that same order,
+//! so the output is deterministic whatever the thread count. Events are
+//! committed atomically with the `ReplacePartitions` mode: re-ingesting a
+//! day replaces that day. Rejected lines go to `<output>/_rejects/`,
+//! partitioned `source_id=<hash of the source URL>`, so re-ingesting a file replaces
+//! its rejects and keeps every other file's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ipi_core::schema::{events_schema, rejects_schema};
+use ipi_storage::{DatasetWriter, Location, WriteMode};
+use rayon::prelude::*;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::batch::{Counts, ParsedChunk, parse_chunk, partition_of};
+use crate::config::IngestConfig;
+use crate::error::{Error, Result};
+use crate::source::{Chunker, open};
+
+/// Called with the number of input bytes processed since the last call.
+pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// What an ingest did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    /// The events dataset.
+    pub output: String,
+    /// Totals over every input.
+    pub totals: Counts,
+    /// Counts per input, in input order.
+    pub inputs: Vec<InputSummary>,
+    /// The UTC days written.
+    pub partitions: Vec<String>,
+    /// Bytes read, after decompression.
+    pub bytes_read: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Counts for one input file or object.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSummary {
+    pub source: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// Run an ingest. `progress`, when given, is told about bytes as they are
+/// parsed; `total_bytes` of the inputs (compressed) can be found with
+/// [`plan`].
+pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Result<IngestSummary> {
+    let clock = Instant::now();
+    let inputs = plan(config).await?;
+    let output = Location::parse(&config.output)
+        .map_err(|source| Error::Storage { context: "output".into(), source })?;
+    let mut events =
+        DatasetWriter::new(output.clone(), events_schema(), WriteMode::ReplacePartitions);
+    let mut rejects =
+        DatasetWriter::new(output.join("_rejects"), rejects_schema(), WriteMode::ReplacePartitions);
+
+    let mut totals = Counts::default();
+    let mut per_input = Vec::new();
+    let mut partitions = std::collections::BTreeSet::new();
+    let mut bytes_read = 0;
+    for (location, _) in &inputs {
+        let source = location.to_string();
+        let (tx, mut rx) = mpsc::channel::<ParsedChunk>(4);
+        let handle = tokio::runtime::Handle::current();
+        let parser = {
+            let (location, config, source, progress) =
+                (location.clone(), config.clone(), source.clone(), progress.clone());
+            tokio::task::spawn_blocking(move || {
+                parse_input(&location, &config, &source, &handle, &tx, progress.as_ref())
+            })
+        };
+        // Encode and upload in input order while the next chunks parse.
+        let rejects_partition = format!("source_id={:016x}", ipi_core::hash::entity_hash(&source));
+        let mut counts = Counts::default();
+        while let Some(parsed) = rx.recv().await {
+            for (day, batch) in &parsed.events {
+                let partition = partition_of(*day);
+                events
+                    .write(partition.as_str(), batch)
+                    .await
+                    .map_err(|e| Error::storage(&config.output, e))?;
+                partitions.insert(partition);
+            }
+            if let Some(batch) = &parsed.rejects {
+                rejects
+                    .write(rejects_partition.as_str(), batch)
+                    .await
+                    .map_err(|e| Error::storage(&config.output, e))?;
+            }
+            counts.add(&parsed.counts);
+        }
+        // The parser's own result says whether it saw the whole input.
+        bytes_read += parser.await.map_err(|e| Error::Internal(e.to_string()))??;
+        // Mark the source's rejects partition written, so a clean re-run
+        // clears rejects a previous run left.
+        rejects
+            .partition(rejects_partition.as_str())
+            .map_err(|e| Error::storage(&config.output, e))?;
+        totals.add(&counts);
+        per_input.push(InputSummary { source, counts });
+    }
+
+    // Rejects are committed even when the step fails on them: they are what
+    // the operator needs to look at.
+    rejects.commit().await.map_err(|e| Error::storage(&config.output, e))?;
+    let ratio = if totals.lines == 0 { 0.0 } else { totals.rejected as f64 / totals.lines as f64 };
+    if ratio > config.max_reject_ratio {
+        return Err(Error::TooManyRejects {
+            rejected: totals.rejected,
+            lines: totals.lines,
+            max_ratio: config.max_reject_ratio,
+            top_reasons: top_reasons(&totals.reasons, 5),
+            rejects_url: output.join("_rejects").to_string(),
+        });
+    }
+    events.commit().await.map_err(|e| Error::storage(&config.output, e))?;
+    let summary = IngestSummary {
+        output: output.to_string(),
+        totals,
+        inputs: per_input,
+        partitions: partitions.into_iter().collect(),
+        bytes_read,
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    let manifest = serde_json::json!({ "step": "ingest", "config": config, "summary": summary });
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+    ipi_storage::put_atomic(&output.join("_manifest.json"), bytes.into())
+        .await
+        .map_err(|e| Error::storage(&config.output, e))?;
+    Ok(summary)
+}
+
+/// Expand the inputs to the objects they name, with their sizes.
+pub async fn plan(config: &IngestConfig) -> Result<Vec<(Location, u64)>> {
+    let mut out = Vec::new();
+    for input in &config.inputs {
+        let found = ipi_storage::expand(input).await.map_err(|e| Error::storage(input, e))?;
+        if found.is_empty() {
+            return Err(Error::NoInput { input: input.clone() });
+        }
+        out.extend(found.into_iter().map(|(location, meta)| (location, meta.size)));
+    }
+    Ok(out)
+}
+
+/// Parse one input, sending parsed chunks in order. Returns the bytes read.
+fn parse_input(
+    location: &Location,
+    config: &IngestConfig,
+    source: &str,
+    handle: &tokio::runtime::Handle,
+    tx: &mpsc::Sender<ParsedChunk>,
+    progress: Option<&ProgressFn>,
+) -> Result<u64> {
+    let read_error = |e: std::io::Error| Error::Read { url: source.to_owned(), source: e };
+    let reader = open(location, handle).map_err(read_error)?;
+    let mut chunker = Chunker::new(reader, config.chunk_bytes);
+    let window = rayon::current_num_threads().max(1) * 2;
+    let format = config.format.into();
+    loop {
+        let mut chunks = Vec::with_capacity(window);
+        while chunks.len() < window {
+            match chunker.next_chunk().map_err(read_error)? {
+                Some(chunk) => chunks.push(chunk),
+                None => break,
+            }
+        }
+        if chunks.is_empty() {
+            return Ok(chunker.bytes_read);
+        }
+        let parsed: Vec<ParsedChunk> = chunks
+            .par_iter()
+            .map(|chunk| parse_chunk(chunk, source, format, &config.filter))
+            .collect();
+        if let Some(progress) = progress {
+            progress(chunks.iter().map(|c| c.bytes.len() as u64).sum());
+        }
+        for chunk in parsed {
+            if tx.blocking_send(chunk).is_err() {
+                // The writer stopped; its error is the one to report.
+                return Ok(chunker.bytes_read);
+            }
+        }
+    }
+}
+
+fn top_reasons(reasons: &BTreeMap<String, u64>, n: usize) -> String {
+    let mut sorted: Vec<_> = reasons.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    sorted
+        .iter()
+        .take(n)
+        .map(|(reason, count)| format!("{count} × {reason}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

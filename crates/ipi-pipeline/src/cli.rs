@@ -1,0 +1,196 @@
+//! The command line, as clap sees it (the "low-level" arguments).
+//!
+//! Each subcommand's arguments are turned into a validated plan in
+//! [`crate::commands`] before anything runs, as ripgrep's `lowargs` become
+//! `hiargs`. Runtime behaviour (logging, progress) lives in flags; what a
+//! pipeline does lives in its file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "IP Insights on Arrow and Parquet: learn which IPv4 addresses each \
+entity normally uses, and score every new (entity, IP) event.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  Run the daily job on the built-in defaults (local storage, no network):
+    ipi-pipeline run pipelines/daily.toml
+
+  Run it for a given day, against S3-compatible storage:
+    AWS_ENDPOINT_URL=https://minio.internal:9000 \\
+    ipi-pipeline run pipelines/daily.toml --param date=2018-11-12 --param store=s3://ipi/prod
+
+  Check a pipeline file without running it (exit 78 when invalid):
+    ipi-pipeline validate pipelines/daily.toml
+
+  Draw the step graph:
+    ipi-pipeline graph pipelines/daily.toml | dot -Tsvg > daily.svg
+
+Exit codes: 0 ok, 1 a step failed, 2 usage error, 78 invalid configuration.
+Logs go to stderr; set IPI_LOG (e.g. IPI_LOG=ipi_storage=debug) for finer control.";
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(name = "ipi-pipeline", version, about = ABOUT, after_help = AFTER_HELP)]
+#[command(rename_all = "kebab-case", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format on stderr: `human` on a terminal, `json` for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "IPI_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// More detail in the logs (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Never draw progress bars, even on a terminal (or set IPI_NO_PROGRESS=1).
+    #[arg(long, global = true, env = "IPI_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Compact lines for people.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[command(rename_all = "kebab-case")]
+pub enum Command {
+    /// Run a pipeline file: every step, in dependency order.
+    #[command(after_help = "\
+Examples:
+  ipi-pipeline run pipelines/daily.toml
+  ipi-pipeline run pipelines/daily.toml --param date=2018-11-12
+  ipi-pipeline run pipelines/daily.toml --param store=s3://security-ml/ipi")]
+    Run(PipelineArgs),
+    /// Check a pipeline file and report every problem at once, with line and column.
+    #[command(after_help = "\
+Exits 0 when the file is valid and 78 when it is not, printing one line per problem:
+  pipelines/daily.toml:12:1: step `ingest`: unknown key `fromat`
+
+Examples:
+  ipi-pipeline validate pipelines/daily.toml
+  ipi-pipeline validate pipelines/*.toml")]
+    Validate(ValidateArgs),
+    /// Print the step graph of a pipeline file in Graphviz DOT.
+    #[command(
+        after_help = "Example:\n  ipi-pipeline graph pipelines/daily.toml | dot -Tsvg > daily.svg"
+    )]
+    Graph(PipelineArgs),
+    /// List the step kinds a pipeline file can `uses`, with what each exposes.
+    Steps,
+    /// Parse Apache/Nginx access logs into the events dataset (Parquet, by UTC date).
+    #[command(after_help = "\
+Every line is accounted for: lines = rows + filtered + rejected, per input. Rejected lines
+are kept whole, with the reason, in OUTPUT/_rejects/.
+
+Examples:
+  ipi-pipeline ingest /var/log/apache2/access.log* --output var/ipi/events
+  ipi-pipeline ingest 's3://logs/2018-11-*/*.gz' --output s3://ipi/events \\
+      --method GET --path-prefix /login_success --status 200
+  ipi-pipeline ingest big.log --output events --max-reject-ratio 0.001 --json")]
+    Ingest(IngestArgs),
+}
+
+/// `ipi-pipeline ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files, directories or globs, local or s3://; plain or gzip.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// The events dataset to write (a path or s3://bucket/prefix).
+    #[arg(short, long, value_name = "URL")]
+    pub output: String,
+    /// Line layout; `auto` decides per line.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+    /// Keep only these request methods (repeatable).
+    #[arg(long, value_name = "METHOD")]
+    pub method: Vec<String>,
+    /// Keep only request paths starting with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub path_prefix: Option<String>,
+    /// Keep only these statuses (repeatable).
+    #[arg(long, value_name = "CODE")]
+    pub status: Vec<u16>,
+    /// Fail (exit 1) when more than this share of lines is rejected.
+    #[arg(long, default_value_t = 0.05, value_name = "RATIO")]
+    pub max_reject_ratio: f64,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum FormatArg {
+    Auto,
+    Common,
+    Combined,
+    VhostCombined,
+}
+
+/// A pipeline file and its parameter overrides.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// The pipeline file (TOML), e.g. `pipelines/daily.toml`.
+    pub file: PathBuf,
+    /// Override a declared parameter: `--param date=2018-11-12`. Repeatable.
+    #[arg(short, long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+}
+
+/// `validate` takes several files.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// One or more pipeline files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Override a declared parameter: `--param date=2018-11-12`. Repeatable.
+    #[arg(short, long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+}
+
+/// Parse `key=value`; the value may itself contain `=`.
+pub fn parse_key_value(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got `{raw}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn key_value_keeps_equals_in_the_value() {
+        assert_eq!(parse_key_value("q=a=b"), Ok(("q".into(), "a=b".into())));
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
+}

@@ -1,0 +1,185 @@
+//! From validated arguments to work: one function per subcommand.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use ipi_config::{Diagnostic, LoadOptions, Pipeline};
+
+use crate::cli::{Cli, Command, FormatArg, IngestArgs, PipelineArgs, ValidateArgs};
+use crate::exec::{self, StepStatus};
+use crate::exit::{self, Exit};
+use crate::steps::Registry;
+
+/// Run the subcommand.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    let registry = Registry::builtin();
+    match cli.command {
+        Command::Run(args) => run(&registry, &args).await,
+        Command::Validate(args) => validate(&registry, &args),
+        Command::Graph(args) => graph(&registry, &args),
+        Command::Steps => steps(&registry),
+        Command::Ingest(args) => ingest(&args).await,
+    }
+}
+
+fn load(
+    registry: &Registry,
+    file: &Path,
+    params: &[(String, String)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Pipeline, Vec<Diagnostic>> {
+    let opts = LoadOptions { overrides: params, now, catalog: registry };
+    ipi_config::load_path(file, &opts)
+}
+
+/// Print diagnostics, one per line, and turn them into exit 78.
+fn invalid(file: &Path, diagnostics: &[Diagnostic]) -> anyhow::Error {
+    for diagnostic in diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    exit::config(format!(
+        "{}: {} problem{} found",
+        file.display(),
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    ))
+}
+
+async fn run(registry: &Registry, args: &PipelineArgs) -> anyhow::Result<Exit> {
+    let started_at = chrono::Utc::now();
+    let pipeline = load(registry, &args.file, &args.params, started_at)
+        .map_err(|d| invalid(&args.file, &d))?;
+    if pipeline.order.is_empty() {
+        eprintln!("{}: no steps to run", args.file.display());
+        return Ok(Exit::Ok);
+    }
+    let outcome = exec::run(&pipeline, registry, started_at).await;
+    eprintln!("run {} of `{}`:", outcome.run_id, pipeline.name);
+    for (name, status, seconds) in &outcome.steps {
+        let status = match status {
+            StepStatus::Succeeded => "ok",
+            StepStatus::Failed => "FAILED",
+            StepStatus::Skipped => "skipped",
+        };
+        eprintln!("  {name:<16} {status:<8} {seconds:>8.1}s");
+    }
+    match outcome.error {
+        Some(error) => Err(error),
+        None => Ok(Exit::Ok),
+    }
+}
+
+fn validate(registry: &Registry, args: &ValidateArgs) -> anyhow::Result<Exit> {
+    let now = chrono::Utc::now();
+    let mut problems = 0;
+    for file in &args.files {
+        match load(registry, file, &args.params, now) {
+            Ok(pipeline) => {
+                let n = pipeline.order.len();
+                println!("{}: ok ({n} step{})", file.display(), if n == 1 { "" } else { "s" });
+            }
+            Err(diagnostics) => {
+                for diagnostic in &diagnostics {
+                    println!("{diagnostic}");
+                }
+                problems += diagnostics.len();
+            }
+        }
+    }
+    if problems > 0 {
+        return Err(exit::config(format!(
+            "{problems} problem{} found",
+            if problems == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(Exit::Ok)
+}
+
+fn graph(registry: &Registry, args: &PipelineArgs) -> anyhow::Result<Exit> {
+    let pipeline = load(registry, &args.file, &args.params, chrono::Utc::now())
+        .map_err(|d| invalid(&args.file, &d))?;
+    print!("{}", to_dot(&pipeline));
+    Ok(Exit::Ok)
+}
+
+/// The pipeline's step graph in Graphviz DOT, edges from a step to the
+/// steps that need it.
+fn to_dot(pipeline: &Pipeline) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "digraph {:?} {{", pipeline.name);
+    let _ = writeln!(out, "  rankdir=LR;\n  node [shape=box, style=rounded];");
+    for name in &pipeline.order {
+        let step = &pipeline.steps[name];
+        let _ = writeln!(out, "  {name:?} [label={:?}];", format!("{name}\n({})", step.uses));
+    }
+    for name in &pipeline.order {
+        for dep in &pipeline.steps[name].needs {
+            let _ = writeln!(out, "  {dep:?} -> {name:?};");
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn steps(registry: &Registry) -> anyhow::Result<Exit> {
+    let mut any = false;
+    for kind in registry.iter() {
+        any = true;
+        let outputs: Vec<String> =
+            kind.outputs().iter().map(|(name, ty)| format!("{name}: {ty}")).collect();
+        println!("{:<10} {}  [exposes {}]", kind.kind(), kind.about(), outputs.join(", "));
+    }
+    if !any {
+        println!("no step kinds are built into this binary yet");
+    }
+    Ok(Exit::Ok)
+}
+
+async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
+    use ipi_ingest::{Filter, FormatName, IngestConfig};
+    let config = IngestConfig {
+        inputs: args.inputs.clone(),
+        output: args.output.clone(),
+        format: match args.format {
+            FormatArg::Auto => FormatName::Auto,
+            FormatArg::Common => FormatName::Common,
+            FormatArg::Combined => FormatName::Combined,
+            FormatArg::VhostCombined => FormatName::VhostCombined,
+        },
+        filter: Filter {
+            method: args.method.clone(),
+            path_prefix: args.path_prefix.clone(),
+            status: args.status.clone(),
+        },
+        max_reject_ratio: args.max_reject_ratio,
+        ..IngestConfig::default_for(&args.inputs, &args.output)
+    };
+    if let Some(problem) = crate::steps::ingest::validate(&config).first() {
+        return Err(exit::usage(format!(
+            "--{}: {}",
+            problem.path.join(".").replace('_', "-"),
+            problem.message
+        )));
+    }
+    let summary = crate::steps::ingest::run(&config).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(Exit::Ok);
+    }
+    let t = &summary.totals;
+    println!(
+        "ingested {} lines from {} input{} in {:.1}s: {} rows, {} filtered, {} rejected",
+        t.lines,
+        summary.inputs.len(),
+        if summary.inputs.len() == 1 { "" } else { "s" },
+        summary.seconds,
+        t.rows,
+        t.filtered,
+        t.rejected
+    );
+    for (reason, count) in &t.reasons {
+        println!("  rejected {count:>8}  {reason}");
+    }
+    println!("wrote {} ({} days)", summary.output, summary.partitions.len());
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,93 @@
+//! The step registry: every kind of step a pipeline file can `uses`.
+//!
+//! A step kind is a small adapter between the pipeline runner and a step
+//! crate: it names the kind, declares the attributes other steps may
+//! reference (`${steps.NAME.output}`), checks a step's own table strictly,
+//! and runs it. The step crates own their config structs and know nothing
+//! of pipelines; this module is the only place that joins the two.
+
+pub mod ingest;
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use indexmap::IndexMap;
+use ipi_config::{BodyError, ParamType, StepCatalog};
+
+/// What a step knows about the run it is part of.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The run's id, unique per run.
+    pub run_id: String,
+    /// The step's name in the pipeline file.
+    pub step: String,
+}
+
+/// What a finished step hands to the runner.
+#[derive(Debug, Default)]
+pub struct StepReport {
+    /// Values other steps can reference as `${steps.NAME.ATTR}`.
+    pub outputs: IndexMap<String, toml::Value>,
+    /// Counts and metrics for the run summary and manifest.
+    pub metrics: BTreeMap<String, serde_json::Value>,
+}
+
+/// One kind of step.
+pub trait StepKind: Send + Sync {
+    /// The name used in `uses = "..."`.
+    fn kind(&self) -> &'static str;
+    /// One line saying what the step does.
+    fn about(&self) -> &'static str;
+    /// The attributes a step of this kind exposes, with their types.
+    fn outputs(&self) -> Vec<(&'static str, ParamType)>;
+    /// Strictly check a step's own table; report every problem.
+    fn check(&self, body: &toml::Table) -> Vec<BodyError>;
+    /// Run the step on its resolved table.
+    fn run<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+        body: toml::Table,
+    ) -> BoxFuture<'a, anyhow::Result<StepReport>>;
+}
+
+/// Every step kind this binary knows.
+pub struct Registry {
+    kinds: Vec<Box<dyn StepKind>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.iter().map(|k| k.kind())).finish()
+    }
+}
+
+impl Registry {
+    /// The registry of this build. Each step issue adds its kind here.
+    pub fn builtin() -> Registry {
+        Registry { kinds: vec![Box::new(ingest::Ingest)] }
+    }
+
+    /// The step kind named `kind`.
+    pub fn get(&self, kind: &str) -> Option<&dyn StepKind> {
+        self.kinds.iter().find(|k| k.kind() == kind).map(AsRef::as_ref)
+    }
+
+    /// Every kind, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn StepKind> {
+        self.kinds.iter().map(AsRef::as_ref)
+    }
+}
+
+impl StepCatalog for Registry {
+    fn kinds(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|k| k.kind()).collect()
+    }
+
+    fn outputs(&self, kind: &str) -> Vec<(&'static str, ParamType)> {
+        self.get(kind).map(StepKind::outputs).unwrap_or_default()
+    }
+
+    fn check(&self, kind: &str, body: &toml::Table) -> Vec<BodyError> {
+        self.get(kind).map(|k| k.check(body)).unwrap_or_default()
+    }
+}

@@ -1,0 +1,560 @@
+//! One conformance suite, run against every backend: `memory://`, a local
+//! temporary directory, and S3 (object_store's `src/integration.rs` idea).
+//!
+//! The S3 run needs `IPI_TEST_S3_URL` (e.g. `s3://ipi-test/conformance`) and
+//! the standard `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP` variables. Without
+//! it the S3 tests print a line and pass, unless `IPI_TEST_S3_REQUIRED=1`.
+//! Every run writes below its own `<IPI_TEST_S3_URL>/<uuid>/<test>/`.
+//!
+//! All tests share one multi-thread runtime: a store is cached per bucket for
+//! the whole process, and its HTTP connection pool must outlive any single
+//! test's runtime.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use ipi_storage::object_store::buffered::BufWriter;
+use ipi_storage::{
+    Dataset, DatasetWriter, Error, Location, ObjectStoreExt, ParquetOptions, ParquetSink,
+    ReadOptions, WriteMode, WriterOptions, expand, get_bytes, list_all, list_glob, put_atomic,
+    put_if_absent, read_parquet,
+};
+use tokio::io::AsyncWriteExt;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+/// One id per test process, so reruns never see each other's objects.
+fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// A fresh, empty root for one test on one backend; `None` when the backend
+/// is not configured (S3 without `IPI_TEST_S3_URL`).
+struct Root {
+    location: Location,
+    _dir: Option<tempfile::TempDir>,
+}
+
+enum Backend {
+    Memory,
+    Local,
+    S3,
+}
+
+fn root(backend: Backend, test: &str) -> Option<Root> {
+    match backend {
+        Backend::Memory => {
+            let url = format!("memory://conformance-{}/{test}", run_id());
+            Some(Root { location: Location::parse(&url).expect("a memory URL"), _dir: None })
+        }
+        Backend::Local => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join(test);
+            let location =
+                Location::parse(path.to_str().expect("a UTF-8 temp path")).expect("a local path");
+            Some(Root { location, _dir: Some(dir) })
+        }
+        Backend::S3 => {
+            let required = std::env::var("IPI_TEST_S3_REQUIRED").is_ok_and(|v| v == "1");
+            match std::env::var("IPI_TEST_S3_URL") {
+                Ok(url) if !url.is_empty() => {
+                    let base = Location::parse(&url).expect("IPI_TEST_S3_URL is a location");
+                    Some(Root { location: base.join(run_id()).join(test), _dir: None })
+                }
+                _ if required => panic!("IPI_TEST_S3_REQUIRED=1 but IPI_TEST_S3_URL is not set"),
+                _ => {
+                    eprintln!("skipped: set IPI_TEST_S3_URL to run the S3 conformance test {test}");
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Runs each named test body against each backend, as
+/// `memory::<name>`, `local::<name>` and `s3::<name>`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory { $( #[test] fn $name() { super::run(super::Backend::Memory, stringify!($name), super::$name); } )* }
+        mod local { $( #[test] fn $name() { super::run(super::Backend::Local, stringify!($name), super::$name); } )* }
+        mod s3 { $( #[test] fn $name() { super::run(super::Backend::S3, stringify!($name), super::$name); } )* }
+    };
+}
+
+fn run<F, Fut>(backend: Backend, name: &str, body: F)
+where
+    F: FnOnce(Location) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(root) = root(backend, name) else { return };
+    let location = root.location.clone();
+    runtime().block_on(async {
+        body(location.clone()).await;
+        // Tidy up a shared bucket; a failing test leaves its objects to look at.
+        for meta in list_all(&location).await.unwrap_or_default() {
+            let _ = location.store().delete(&meta.location).await;
+        }
+    });
+}
+
+conformance!(
+    put_get_round_trip,
+    delete_removes_the_object,
+    put_if_absent_writes_once,
+    conditional_update_rejects_a_stale_version,
+    list_and_glob,
+    expand_globs_files_and_prefixes,
+    multipart_upload_round_trip,
+    parquet_sink_streams_large_files,
+    commit_is_atomic_and_idempotent,
+    replace_partitions_keeps_untouched_partitions,
+    stale_writers_conflict,
+    open_or_glob_reads_foreign_parquet,
+);
+
+// ---- helpers ---------------------------------------------------------------
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("day", DataType::Utf8, false),
+    ]))
+}
+
+fn batch(day: &str, ids: std::ops::Range<i64>) -> RecordBatch {
+    let n = ids.end - ids.start;
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids)),
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| day))),
+        ],
+    )
+    .expect("a valid batch")
+}
+
+/// Deterministic bytes that do not compress (xorshift).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Paths relative to `root` of every object below it, sorted.
+async fn raw_listing(root: &Location) -> Vec<String> {
+    let prefix = format!("{}/", root.path());
+    list_all(root)
+        .await
+        .expect("listing")
+        .into_iter()
+        .map(|m| {
+            m.location.as_ref().strip_prefix(&prefix).unwrap_or(m.location.as_ref()).to_string()
+        })
+        .collect()
+}
+
+async fn sum_ids(dataset: &Dataset) -> i64 {
+    let mut sum = 0;
+    for file in dataset.files() {
+        let options = ReadOptions::default().with_columns(["id"]).with_file_size(file.size);
+        let batches: Vec<RecordBatch> =
+            read_parquet(&file.location, &options).await.unwrap().try_collect().await.unwrap();
+        for b in batches {
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().expect("id is Int64");
+            sum += ids.values().iter().sum::<i64>();
+        }
+    }
+    sum
+}
+
+// ---- object basics ---------------------------------------------------------
+
+async fn put_get_round_trip(root: Location) {
+    let loc = root.join("a/b/run.json");
+    put_atomic(&loc, Bytes::from_static(b"{\"ok\":true}")).await.unwrap();
+    assert_eq!(get_bytes(&loc).await.unwrap(), Bytes::from_static(b"{\"ok\":true}"));
+    put_atomic(&loc, Bytes::from_static(b"{\"ok\":false}")).await.unwrap();
+    assert_eq!(get_bytes(&loc).await.unwrap(), Bytes::from_static(b"{\"ok\":false}"));
+    let meta = root.store().head(loc.path()).await.unwrap();
+    assert_eq!(meta.size, 12);
+    let missing = get_bytes(&root.join("nope")).await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing:?}");
+    assert!(missing.to_string().contains(&root.join("nope").to_string()), "{missing}");
+}
+
+async fn delete_removes_the_object(root: Location) {
+    let loc = root.join("gone.txt");
+    put_atomic(&loc, Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(raw_listing(&root).await, ["gone.txt"]);
+    ipi_storage::delete(&loc).await.unwrap();
+    assert!(get_bytes(&loc).await.unwrap_err().is_not_found());
+    assert!(raw_listing(&root).await.is_empty());
+}
+
+async fn put_if_absent_writes_once(root: Location) {
+    let loc = root.join("_SUCCESS");
+    assert!(put_if_absent(&loc, Bytes::from_static(b"first")).await.unwrap());
+    assert!(!put_if_absent(&loc, Bytes::from_static(b"second")).await.unwrap());
+    assert_eq!(get_bytes(&loc).await.unwrap(), Bytes::from_static(b"first"));
+}
+
+/// What the manifest PUT of a commit relies on to catch racing writers:
+/// `If-Match` on S3 and in memory. Local disk has no conditional update, and
+/// commits fall back to a plain atomic PUT there.
+async fn conditional_update_rejects_a_stale_version(root: Location) {
+    use ipi_storage::object_store::{
+        Error as StoreError, PutMode, PutOptions, PutResult, UpdateVersion,
+    };
+    let loc = root.join("_ipi_dataset.json");
+    let store = root.store();
+    let first = store.put(loc.path(), Bytes::from_static(b"1").into()).await.unwrap();
+    let second = store.put(loc.path(), Bytes::from_static(b"2").into()).await.unwrap();
+    let update = |v: &PutResult| PutOptions::from(PutMode::Update(UpdateVersion::from(v.clone())));
+    let stale = store.put_opts(loc.path(), Bytes::from_static(b"3").into(), update(&first)).await;
+    if root.as_local_path().is_some() {
+        assert!(matches!(stale, Err(StoreError::NotImplemented { .. })));
+        return;
+    }
+    assert!(
+        matches!(stale, Err(StoreError::Precondition { .. })),
+        "a stale If-Match was accepted: {stale:?}"
+    );
+    store.put_opts(loc.path(), Bytes::from_static(b"4").into(), update(&second)).await.unwrap();
+    assert_eq!(get_bytes(&loc).await.unwrap(), Bytes::from_static(b"4"));
+}
+
+// ---- listing ---------------------------------------------------------------
+
+const TREE: &[&str] = &[
+    "date=2018-11-11/part-0.parquet",
+    "date=2018-11-12/part-0.parquet",
+    "date=2018-11-12/part-1.parquet",
+    "date=2018-11-12/_tmp.parquet",
+    "date=2018-12-01/part-0.parquet",
+    "_rejects/r.parquet",
+    ".hidden/h.parquet",
+    "readme.txt",
+];
+
+async fn put_tree(root: &Location) {
+    for path in TREE {
+        put_atomic(&root.join(path), Bytes::from(path.as_bytes().to_vec())).await.unwrap();
+    }
+}
+
+fn names(root: &Location, metas: &[ipi_storage::ObjectMeta]) -> Vec<String> {
+    let prefix = format!("{}/", root.path());
+    metas.iter().map(|m| m.location.as_ref().strip_prefix(&prefix).unwrap().to_string()).collect()
+}
+
+async fn list_and_glob(root: Location) {
+    put_tree(&root).await;
+    let mut all: Vec<&str> = TREE.to_vec();
+    all.sort_unstable();
+    assert_eq!(raw_listing(&root).await, all);
+
+    let parquet = list_glob(&root, "**/*.parquet").await.unwrap();
+    assert_eq!(
+        names(&root, &parquet),
+        [
+            "date=2018-11-11/part-0.parquet",
+            "date=2018-11-12/part-0.parquet",
+            "date=2018-11-12/part-1.parquet",
+            "date=2018-12-01/part-0.parquet",
+        ]
+    );
+    let november = list_glob(&root, "date=2018-11-*/*.parquet").await.unwrap();
+    assert_eq!(names(&root, &november).len(), 3);
+    let day = list_glob(&root, "date=2018-11-12/part-[0-9].parquet").await.unwrap();
+    assert_eq!(
+        names(&root, &day),
+        ["date=2018-11-12/part-0.parquet", "date=2018-11-12/part-1.parquet"]
+    );
+    let rejects = list_glob(&root, "_rejects/*.parquet").await.unwrap();
+    assert_eq!(names(&root, &rejects), ["_rejects/r.parquet"]);
+    assert!(list_glob(&root, "nothing/*.parquet").await.unwrap().is_empty());
+    assert!(list_glob(&root.join("absent"), "**").await.unwrap().is_empty());
+}
+
+async fn expand_globs_files_and_prefixes(root: Location) {
+    put_tree(&root).await;
+    let shown = |found: Vec<(Location, ipi_storage::ObjectMeta)>| {
+        found
+            .into_iter()
+            .map(|(loc, meta)| {
+                assert_eq!(loc.path(), &meta.location);
+                loc.to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let globbed = shown(expand(&format!("{root}/date=2018-11-*/*.parquet")).await.unwrap());
+    assert_eq!(
+        globbed,
+        [
+            root.join("date=2018-11-11/part-0.parquet").to_string(),
+            root.join("date=2018-11-12/part-0.parquet").to_string(),
+            root.join("date=2018-11-12/part-1.parquet").to_string(),
+        ]
+    );
+    let file = root.join("readme.txt").to_string();
+    assert_eq!(shown(expand(&file).await.unwrap()), std::slice::from_ref(&file));
+    let prefix = shown(expand(&root.to_string()).await.unwrap());
+    assert_eq!(prefix.len(), 5, "{prefix:?}");
+    assert_eq!(prefix.last(), Some(&file));
+    assert!(expand(&root.join("absent").to_string()).await.unwrap().is_empty());
+}
+
+// ---- multipart -------------------------------------------------------------
+
+async fn multipart_upload_round_trip(root: Location) {
+    const PART: usize = 5 * 1024 * 1024;
+    let loc = root.join("big.bin");
+    let data = noise(2 * PART + 123_457, 7);
+    let mut upload = BufWriter::with_capacity(root.store(), loc.path().clone(), PART);
+    for chunk in data.chunks(1024 * 1024) {
+        upload.write_all(chunk).await.unwrap();
+    }
+    upload.shutdown().await.unwrap();
+
+    let meta = root.store().head(loc.path()).await.unwrap();
+    assert_eq!(meta.size, data.len() as u64);
+    if !root.is_memory() && root.as_local_path().is_none() {
+        // S3 names a multipart object's ETag "<md5 of part md5s>-<parts>".
+        let etag = meta.e_tag.clone().unwrap_or_default();
+        assert!(etag.trim_matches('"').ends_with("-3"), "not a 3-part upload: {etag}");
+    }
+    let back = get_bytes(&loc).await.unwrap();
+    assert!(back == data, "the bytes read back differ");
+}
+
+async fn parquet_sink_streams_large_files(root: Location) {
+    let loc = root.join("large.parquet");
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+    let options = ParquetOptions {
+        max_row_group_rows: 200_000,
+        upload_part_size: 5 * 1024 * 1024,
+        ..ParquetOptions::default()
+    };
+    let mut sink = ParquetSink::create(&loc, schema.clone(), &options).unwrap();
+    let mut expected = 0i64;
+    let words = noise(8 * 900_000, 11);
+    for chunk in words.chunks(8 * 100_000) {
+        let values: Vec<i64> =
+            chunk.chunks_exact(8).map(|w| i64::from_le_bytes(w.try_into().unwrap()) >> 8).collect();
+        expected = values.iter().fold(expected, |acc, v| acc.wrapping_add(*v));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))]).unwrap();
+        sink.write(&batch).await.unwrap();
+    }
+    assert!(get_bytes(&loc).await.unwrap_err().is_not_found(), "visible before close");
+    let written = sink.close().await.unwrap();
+    assert_eq!(written.rows, 900_000);
+    assert!(written.size > 5 * 1024 * 1024, "only {} bytes: no multipart", written.size);
+    assert_eq!(root.store().head(loc.path()).await.unwrap().size, written.size);
+
+    let mut stream =
+        read_parquet(&loc, &ReadOptions::default().with_batch_size(50_000)).await.unwrap();
+    assert_eq!(stream.schema().as_ref(), schema.as_ref());
+    let (mut rows, mut sum) = (0usize, 0i64);
+    while let Some(batch) = stream.try_next().await.unwrap() {
+        assert!(batch.num_rows() <= 50_000);
+        rows += batch.num_rows();
+        let v = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        sum = v.values().iter().fold(sum, |acc, x| acc.wrapping_add(*x));
+    }
+    assert_eq!((rows, sum), (900_000, expected));
+
+    let footer = ipi_storage::read_parquet_metadata(&loc, None).await.unwrap();
+    assert_eq!(footer.metadata().num_row_groups(), 5);
+    assert!(footer.metadata().file_metadata().created_by().unwrap_or_default().starts_with("ipi "));
+    let missing =
+        read_parquet(&loc, &ReadOptions::default().with_columns(["nope"])).await.unwrap_err();
+    assert!(matches!(missing, Error::ColumnNotFound { .. }), "{missing:?}");
+}
+
+// ---- atomic commit ---------------------------------------------------------
+
+async fn commit_is_atomic_and_idempotent(root: Location) {
+    // A fresh prefix is not a dataset, even with a writer's files in it.
+    let mut writer = DatasetWriter::new(root.clone(), schema(), WriteMode::Overwrite);
+    writer.write("date=2018-11-12", &batch("2018-11-12", 0..100)).await.unwrap();
+    writer.close_files().await.unwrap();
+    assert_eq!(raw_listing(&root).await.len(), 1);
+    let err = Dataset::open(&root).await.unwrap_err();
+    assert!(matches!(err, Error::NotADataset { .. }), "{err:?}");
+
+    // (b) After commit: the new content.
+    let first = writer.commit().await.unwrap();
+    assert_eq!((first.files, first.rows), (1, 100));
+    let dataset = Dataset::open(&root).await.unwrap();
+    assert_eq!(dataset.num_rows(), 100);
+    assert_eq!(dataset.commit_id(), Some(first.commit.as_str()));
+    assert_eq!(dataset.partitions(), ["date=2018-11-12"]);
+    assert_eq!(dataset.schema().map(|s| s.fields().clone()), Some(schema().fields().clone()));
+    assert_eq!(sum_ids(&dataset).await, (0..100).sum::<i64>());
+
+    // (a) A writer that wrote files but did not commit changes nothing; its
+    // files are orphans.
+    let mut dropped = DatasetWriter::new(root.clone(), schema(), WriteMode::Overwrite);
+    dropped.write("date=2018-11-12", &batch("2018-11-12", 0..7)).await.unwrap();
+    dropped.write("date=2018-11-13", &batch("2018-11-13", 0..7)).await.unwrap();
+    dropped.close_files().await.unwrap();
+    drop(dropped);
+    assert_eq!(raw_listing(&root).await.len(), 4); // manifest + 1 committed + 2 orphans
+    let still = Dataset::open(&root).await.unwrap();
+    assert_eq!(still.num_rows(), 100);
+    assert_eq!(still.commit_id(), Some(first.commit.as_str()));
+
+    // (c) Re-running the same write does not duplicate, and the clean-up
+    // removes the replaced file and the orphans.
+    for mode in [WriteMode::Overwrite, WriteMode::ReplacePartitions] {
+        let mut again = DatasetWriter::new(root.clone(), schema(), mode);
+        again.write("date=2018-11-12", &batch("2018-11-12", 0..100)).await.unwrap();
+        let summary = again.commit().await.unwrap();
+        assert_eq!((summary.files, summary.rows), (1, 100), "{mode:?}");
+        assert_eq!(summary.delete_failures, 0);
+        let dataset = Dataset::open(&root).await.unwrap();
+        assert_eq!(dataset.num_rows(), 100, "{mode:?}");
+        assert_eq!(sum_ids(&dataset).await, (0..100).sum::<i64>());
+        let expected_file = format!("date=2018-11-12/part-{}-00000.parquet", summary.commit);
+        assert_eq!(
+            raw_listing(&root).await,
+            [ipi_storage::MANIFEST_NAME.to_string(), expected_file]
+        );
+    }
+
+    // Append adds; an empty Overwrite empties.
+    let mut append = DatasetWriter::new(root.clone(), schema(), WriteMode::Append);
+    append.write(None, &batch("", 100..150)).await.unwrap();
+    append.commit().await.unwrap();
+    let dataset = Dataset::open(&root).await.unwrap();
+    assert_eq!(dataset.num_rows(), 150);
+    assert_eq!(dataset.partitions(), ["", "date=2018-11-12"]);
+    let empty =
+        DatasetWriter::new(root.clone(), schema(), WriteMode::Overwrite).commit().await.unwrap();
+    assert_eq!((empty.files, empty.rows, empty.deleted), (0, 0, 2));
+    assert_eq!(raw_listing(&root).await, [ipi_storage::MANIFEST_NAME]);
+}
+
+async fn replace_partitions_keeps_untouched_partitions(root: Location) {
+    // Objects that belong to others live beside the dataset.
+    put_atomic(&root.join("_rejects/part-0.parquet"), Bytes::from_static(b"r")).await.unwrap();
+    put_atomic(&root.join("_manifest.json"), Bytes::from_static(b"{}")).await.unwrap();
+
+    let mut writer = DatasetWriter::new(root.clone(), schema(), WriteMode::ReplacePartitions)
+        .with_options(WriterOptions { target_file_rows: Some(40), ..WriterOptions::default() });
+    for day in ["2018-11-11", "2018-11-12", "2018-11-13"] {
+        for chunk in 0..3 {
+            writer
+                .write(format!("date={day}").as_str(), &batch(day, chunk * 20..chunk * 20 + 20))
+                .await
+                .unwrap();
+        }
+    }
+    let first = writer.commit().await.unwrap();
+    // 60 rows a day, rolled over at 40 rows: two files a day.
+    assert_eq!((first.files, first.files_written, first.rows), (6, 6, 180));
+
+    let mut rerun = DatasetWriter::new(root.clone(), schema(), WriteMode::ReplacePartitions);
+    rerun.write("date=2018-11-12", &batch("2018-11-12", 1000..1010)).await.unwrap();
+    let _ = rerun.partition("date=2018-11-13").unwrap(); // replaced by nothing
+    let second = rerun.commit().await.unwrap();
+    assert_eq!(second.partitions_written, ["date=2018-11-12", "date=2018-11-13"]);
+    assert_eq!((second.files, second.rows, second.deleted), (3, 70, 4));
+
+    let dataset = Dataset::open(&root).await.unwrap();
+    assert_eq!(dataset.partitions(), ["date=2018-11-11", "date=2018-11-12"]);
+    let by_day = |day: &str| {
+        dataset.files().iter().filter(|f| f.partition == day).map(|f| f.rows).sum::<u64>()
+    };
+    assert_eq!(by_day("date=2018-11-11"), 60);
+    assert_eq!(by_day("date=2018-11-12"), 10);
+    assert_eq!(sum_ids(&dataset).await, (0..60).sum::<i64>() + (1000..1010).sum::<i64>());
+    for file in dataset.files() {
+        if file.partition == "date=2018-11-11" {
+            assert!(file.path.contains(&first.commit), "{}", file.path);
+        } else {
+            assert!(file.path.contains(&second.commit), "{}", file.path);
+        }
+    }
+    let listing = raw_listing(&root).await;
+    assert!(listing.contains(&"_rejects/part-0.parquet".to_string()), "{listing:?}");
+    assert!(listing.contains(&"_manifest.json".to_string()), "{listing:?}");
+    assert_eq!(listing.len(), 3 + 3);
+
+    // A different schema cannot be mixed in.
+    let other: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+    let err =
+        DatasetWriter::new(root.clone(), other, WriteMode::Append).commit().await.unwrap_err();
+    assert!(matches!(err, Error::SchemaMismatch { .. }), "{err:?}");
+}
+
+async fn stale_writers_conflict(root: Location) {
+    let mut writers = Vec::new();
+    for ids in [0..5, 5..10, 10..15] {
+        let mut w = DatasetWriter::new(root.clone(), schema(), WriteMode::Append);
+        w.write("date=2018-11-12", &batch("2018-11-12", ids)).await.unwrap();
+        w.close_files().await.unwrap();
+        writers.push(w);
+    }
+    let [oldest, middle, newest] = <[DatasetWriter; 3]>::try_from(writers).unwrap();
+    assert!(oldest.txn() < middle.txn() && middle.txn() < newest.txn());
+
+    // The middle commit's clean-up takes the older writer's files for a
+    // crashed writer's orphans, and leaves the newer, running writer's.
+    let committed = middle.commit().await.unwrap();
+    assert_eq!(committed.deleted, 1);
+    assert_eq!(raw_listing(&root).await.len(), 3);
+    // So the older writer must not publish: its files are gone.
+    let err = oldest.commit().await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let dataset = Dataset::open(&root).await.unwrap();
+    assert_eq!((dataset.num_rows(), dataset.commit_id()), (5, Some(committed.commit.as_str())));
+    // The newer one may.
+    let last = newest.commit().await.unwrap();
+    assert_eq!((last.files, last.rows, last.deleted), (2, 10, 0));
+    assert_eq!(sum_ids(&Dataset::open(&root).await.unwrap()).await, (5..15).sum::<i64>());
+}
+
+async fn open_or_glob_reads_foreign_parquet(root: Location) {
+    for (i, day) in ["2018-11-11", "2018-11-12"].iter().enumerate() {
+        let loc = root.join(&format!("date={day}/data.parquet"));
+        let mut sink = ParquetSink::create(&loc, schema(), &ParquetOptions::default()).unwrap();
+        sink.write(&batch(day, 0..(10 + i as i64))).await.unwrap();
+        sink.close().await.unwrap();
+    }
+    put_atomic(&root.join("_SUCCESS"), Bytes::new()).await.unwrap();
+    assert!(matches!(Dataset::open(&root).await.unwrap_err(), Error::NotADataset { .. }));
+    let dataset = Dataset::open_or_glob(&root).await.unwrap();
+    assert!(dataset.manifest().is_none());
+    assert_eq!(dataset.num_rows(), 21);
+    assert_eq!(dataset.partitions(), ["date=2018-11-11", "date=2018-11-12"]);
+    assert_eq!(dataset.schema().map(|s| s.fields().clone()), Some(schema().fields().clone()));
+
+    let single = Dataset::open_or_glob(&root.join("date=2018-11-12/data.parquet")).await.unwrap();
+    assert_eq!(single.num_rows(), 11);
+    let err = Dataset::open_or_glob(&root.join("absent")).await.unwrap_err();
+    assert!(matches!(err, Error::NotADataset { .. }), "{err:?}");
+    assert!(err.to_string().contains("absent"), "{err}");
+}
