@@ -1,0 +1,116 @@
+//! `ipi-pipeline ingest` end to end: every line accounted for, and DuckDB,
+//! an independent reader, agrees with the input.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{ipi, repo_root, run, test_python, text};
+
+/// Ingest `inputs` into a fresh temp dir; returns (dir, summary JSON).
+fn ingest(inputs: &[&Path]) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("events");
+    let mut cmd = ipi(&repo_root());
+    cmd.arg("ingest").args(inputs).arg("--output").arg(&output).args([
+        "--json",
+        "--max-reject-ratio",
+        "1",
+    ]);
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    (dir, serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Every input's lines = rows + filtered + rejected, and the lines are the
+/// file's lines.
+fn assert_accounted(summary: &serde_json::Value) {
+    for input in summary["inputs"].as_array().unwrap() {
+        let n = |k: &str| input[k].as_u64().unwrap();
+        assert_eq!(n("lines"), n("rows") + n("filtered") + n("rejected"), "{input}");
+        let path = input["source"].as_str().unwrap().trim_start_matches("file://");
+        let bytes = std::fs::read(path).unwrap();
+        let lines = bytes.split(|&b| b == b'\n').count() as u64 - u64::from(bytes.ends_with(b"\n"));
+        assert_eq!(n("lines"), lines, "{path}");
+    }
+}
+
+/// DuckDB reads the events and rejects; Python's own strptime reads the
+/// timestamps of every line that was not rejected. They must agree with us
+/// on count, min and max.
+fn assert_duckdb_agrees(events: &Path, inputs: &[&Path]) {
+    let Some(python) = test_python() else { return };
+    let script = r#"
+import datetime, json, re, sys
+import duckdb
+events = sys.argv[1]
+got = duckdb.sql(f"select count(*), min(timestamp), max(timestamp) from read_parquet('{events}/date=*/*.parquet')").fetchall()[0]
+rejected = {(s, l) for s, l in duckdb.sql(f"select source, line from read_parquet('{events}/_rejects/*/*.parquet', hive_partitioning=false)").fetchall()}
+stamp = re.compile(rb'\[(\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]')
+times = []
+for path in sys.argv[2:]:
+    source = "file://" + path
+    for n, line in enumerate(open(path, "rb").read().split(b"\n")[:-1], 1):
+        if (source, n) in rejected:
+            continue
+        ts = stamp.search(line).group(1).decode()
+        times.append(datetime.datetime.strptime(ts, "%d/%b/%Y:%H:%M:%S %z"))
+utc = datetime.timezone.utc
+print(json.dumps({"ours": [got[0], got[1].astimezone(utc).isoformat(), got[2].astimezone(utc).isoformat()],
+                  "input": [len(times), min(times).astimezone(utc).isoformat(), max(times).astimezone(utc).isoformat()]}))
+"#;
+    let mut cmd = Command::new(python);
+    cmd.arg("-c").arg(script).arg(events).args(inputs);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["ours"], seen["input"]);
+}
+
+#[test]
+fn edge_cases_fixture_is_parsed_or_rejected_as_expected() {
+    let fixture = repo_root().join("tests/data/access_logs/edge_cases.log");
+    let (dir, summary) = ingest(&[&fixture]);
+    assert_accounted(&summary);
+    let totals = &summary["totals"];
+    assert_eq!(totals["rows"], 18, "{summary}");
+    assert_eq!(totals["rejected"], 8, "{summary}");
+    let reasons = totals["reasons"].as_object().unwrap();
+    for reason in [
+        "timestamp: impossible date",
+        "timestamp: impossible offset",
+        "timestamp: malformed",
+        "user_agent: unterminated quote",
+        "status: malformed",
+        "empty line",
+    ] {
+        assert!(reasons.contains_key(reason), "no `{reason}` in {reasons:?}");
+    }
+    assert_duckdb_agrees(&dir.path().join("events"), &[&fixture]);
+}
+
+#[test]
+fn the_real_logs_are_all_accounted_for() {
+    // Real logs with their provenance sit beside the checkout (never
+    // committed); skip where they are not.
+    let shared = repo_root().join("../shared/data/access-logs");
+    let mut inputs: Vec<_> = [
+        "crowdsec_hub_http_tests.log",
+        "elastic_examples_apache_logs.log",
+        "logparser_hackers-access.log",
+        "beats/filebeat_apache_access_test.log",
+        "beats/filebeat_nginx_access_test.log",
+    ]
+    .iter()
+    .map(|name| shared.join(name))
+    .filter(|path| path.exists())
+    .collect();
+    if inputs.is_empty() {
+        eprintln!("skipped: no real logs at {}", shared.display());
+        return;
+    }
+    inputs.iter_mut().for_each(|p| *p = p.canonicalize().unwrap());
+    let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+    let (dir, summary) = ingest(&inputs);
+    assert_accounted(&summary);
+    assert_duckdb_agrees(&dir.path().join("events"), &inputs);
+}
