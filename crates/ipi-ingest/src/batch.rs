@@ -7,11 +7,11 @@ use arrow_array::builder::{
     BinaryBuilder, Int16Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
     UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use ipi_core::schema::{events_schema, rejects_schema};
 
 use crate::config::Filter;
-use crate::parse::{LineFormat, Record, parse_line};
+use crate::parse::{Decode, LineFormat, Record, parse_line_with};
 use crate::source::Chunk;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -51,8 +51,66 @@ impl Counts {
     }
 }
 
+/// Which optional event columns are filled (the others are null).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub method: bool,
+    pub path: bool,
+    pub protocol: bool,
+    pub bytes: bool,
+    pub referer: bool,
+    pub user_agent: bool,
+    pub vhost: bool,
+    pub forwarded_for: bool,
+}
+
+impl Keep {
+    /// Every optional column.
+    pub const ALL: Keep = Keep {
+        method: true,
+        path: true,
+        protocol: true,
+        bytes: true,
+        referer: true,
+        user_agent: true,
+        vhost: true,
+        forwarded_for: true,
+    };
+
+    /// From column names; `Err` names the first unknown one.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Keep, String> {
+        let mut keep = Keep {
+            method: false,
+            path: false,
+            protocol: false,
+            bytes: false,
+            referer: false,
+            user_agent: false,
+            vhost: false,
+            forwarded_for: false,
+        };
+        for name in names {
+            let flag = match name.as_ref() {
+                "method" => &mut keep.method,
+                "path" => &mut keep.path,
+                "protocol" => &mut keep.protocol,
+                "bytes" => &mut keep.bytes,
+                "referer" => &mut keep.referer,
+                "user_agent" => &mut keep.user_agent,
+                "vhost" => &mut keep.vhost,
+                "forwarded_for" => &mut keep.forwarded_for,
+                other => return Err(other.to_owned()),
+            };
+            *flag = true;
+        }
+        Ok(keep)
+    }
+}
+
 /// Builders for the events of one UTC day.
 struct EventsBuilder {
+    keep: Keep,
+    rows: usize,
     timestamp: TimestampMicrosecondBuilder,
     tz_offset: Int16Builder,
     entity: StringBuilder,
@@ -72,8 +130,10 @@ struct EventsBuilder {
 }
 
 impl EventsBuilder {
-    fn new() -> EventsBuilder {
+    fn new(keep: Keep) -> EventsBuilder {
         EventsBuilder {
+            keep,
+            rows: 0,
             timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             tz_offset: Int16Builder::new(),
             entity: StringBuilder::new(),
@@ -99,35 +159,59 @@ impl EventsBuilder {
         self.entity.append_option(r.user.as_deref());
         self.ip.append_value(&r.client);
         self.ipv4.append_option(ipi_core::ipv4::parse(r.client.as_bytes()));
-        self.method.append_option(r.method.as_deref());
-        self.path.append_option(r.path.as_deref());
-        self.protocol.append_option(r.protocol.as_deref());
         self.status.append_value(r.status);
-        self.bytes.append_option(r.bytes);
-        self.referer.append_option(r.referer.as_deref());
-        self.user_agent.append_option(r.user_agent.as_deref());
-        self.vhost.append_option(r.vhost.as_deref());
-        self.forwarded_for.append_option(r.forwarded_for.as_deref());
         self.source.append_value(source);
         self.line.append_value(line);
+        let keep = self.keep;
+        if keep.method {
+            self.method.append_option(r.method.as_deref());
+        }
+        if keep.path {
+            self.path.append_option(r.path.as_deref());
+        }
+        if keep.protocol {
+            self.protocol.append_option(r.protocol.as_deref());
+        }
+        if keep.bytes {
+            self.bytes.append_option(r.bytes);
+        }
+        if keep.referer {
+            self.referer.append_option(r.referer.as_deref());
+        }
+        if keep.user_agent {
+            self.user_agent.append_option(r.user_agent.as_deref());
+        }
+        if keep.vhost {
+            self.vhost.append_option(r.vhost.as_deref());
+        }
+        if keep.forwarded_for {
+            self.forwarded_for.append_option(r.forwarded_for.as_deref());
+        }
+        self.rows += 1;
     }
 
     fn finish(mut self) -> RecordBatch {
+        let rows = self.rows;
+        // A column that is not kept is all nulls of its type.
+        let optional = |kept: bool, array: ArrayRef| -> ArrayRef {
+            if kept { array } else { new_null_array(array.data_type(), rows) }
+        };
+        let keep = self.keep;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.timestamp.finish()),
             Arc::new(self.tz_offset.finish()),
             Arc::new(self.entity.finish()),
             Arc::new(self.ip.finish()),
             Arc::new(self.ipv4.finish()),
-            Arc::new(self.method.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.protocol.finish()),
+            optional(keep.method, Arc::new(self.method.finish())),
+            optional(keep.path, Arc::new(self.path.finish())),
+            optional(keep.protocol, Arc::new(self.protocol.finish())),
             Arc::new(self.status.finish()),
-            Arc::new(self.bytes.finish()),
-            Arc::new(self.referer.finish()),
-            Arc::new(self.user_agent.finish()),
-            Arc::new(self.vhost.finish()),
-            Arc::new(self.forwarded_for.finish()),
+            optional(keep.bytes, Arc::new(self.bytes.finish())),
+            optional(keep.referer, Arc::new(self.referer.finish())),
+            optional(keep.user_agent, Arc::new(self.user_agent.finish())),
+            optional(keep.vhost, Arc::new(self.vhost.finish())),
+            optional(keep.forwarded_for, Arc::new(self.forwarded_for.finish())),
             Arc::new(self.source.finish()),
             Arc::new(self.line.finish()),
         ];
@@ -172,25 +256,28 @@ pub fn parse_chunk(
     source: &str,
     format: LineFormat,
     filter: &Filter,
+    keep: Keep,
 ) -> ParsedChunk {
     let mut days: BTreeMap<i64, EventsBuilder> = BTreeMap::new();
-    // Most chunks hold one day: keep the last day's builder at hand.
     let mut rejects: Option<RejectsBuilder> = None;
     let mut counts = Counts::default();
-    let mut bytes = chunk.bytes.as_slice();
-    if bytes.ends_with(b"\n") {
-        bytes = &bytes[..bytes.len() - 1];
-    }
+    let decode = Decode {
+        request: keep.method || keep.path || keep.protocol || filter.needs_request(),
+        referer: keep.referer,
+        user_agent: keep.user_agent,
+        vhost: keep.vhost,
+        forwarded_for: keep.forwarded_for,
+    };
     let mut line_no = chunk.first_line;
-    if !chunk.bytes.is_empty() {
-        for line in bytes.split(|&b| b == b'\n') {
+    {
+        for line in lines(&chunk.bytes) {
             counts.lines += 1;
-            match parse_line(line, format) {
+            match parse_line_with(line, format, decode) {
                 Ok(record) if filter.keeps(&record) => {
                     counts.rows += 1;
                     let day = record.timestamp_us.div_euclid(MICROS_PER_DAY);
                     days.entry(day)
-                        .or_insert_with(EventsBuilder::new)
+                        .or_insert_with(|| EventsBuilder::new(keep))
                         .append(&record, source, line_no);
                 }
                 Ok(_) => counts.filtered += 1,
@@ -214,6 +301,18 @@ pub fn parse_chunk(
     }
 }
 
+/// The lines of a chunk without their `\n`: a last line with no `\n` is
+/// included, and a chunk that ends in `\n` has no empty line after it.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let open_end = (!bytes.is_empty() && !bytes.ends_with(b"\n")).then_some(bytes.len());
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', bytes).chain(open_end).map(move |end| {
+        let line = &bytes[start..end];
+        start = end + 1;
+        line
+    })
+}
+
 /// The Hive partition of a UTC day: `date=YYYY-MM-DD`.
 pub fn partition_of(day: i64) -> String {
     let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
@@ -225,6 +324,15 @@ pub fn partition_of(day: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_split_like_a_text_file() {
+        let split = |b: &'static [u8]| lines(b).collect::<Vec<_>>();
+        assert_eq!(split(b""), Vec::<&[u8]>::new());
+        assert_eq!(split(b"\n"), [b"" as &[u8]]);
+        assert_eq!(split(b"a\nb"), [b"a" as &[u8], b"b"]);
+        assert_eq!(split(b"a\n\nb\n"), [b"a" as &[u8], b"", b"b"]);
+    }
 
     #[test]
     fn every_line_is_accounted_for() {
@@ -239,7 +347,7 @@ garbage\n\
             path_prefix: Some("/login".into()),
             status: vec![200],
         };
-        let parsed = parse_chunk(&chunk, "mem://x", LineFormat::Auto, &filter);
+        let parsed = parse_chunk(&chunk, "mem://x", LineFormat::Auto, &filter, Keep::ALL);
         let c = &parsed.counts;
         assert_eq!((c.lines, c.rows, c.filtered, c.rejected), (5, 2, 1, 2));
         assert_eq!(c.reasons.get("empty line"), Some(&1));
@@ -251,5 +359,27 @@ garbage\n\
         assert_eq!(lines.values(), &[11, 12]);
         let raw = rejects.column(3).as_any().downcast_ref::<arrow_array::BinaryArray>().unwrap();
         assert_eq!(raw.value(0), b"garbage");
+    }
+}
+
+#[cfg(test)]
+mod keep_tests {
+    use super::*;
+
+    #[test]
+    fn columns_not_kept_are_null_and_the_schema_is_unchanged() {
+        let line = b"1.2.3.4 - bob [01/Jan/2020:10:00:00 +0000] \"GET /x HTTP/1.1\" 200 7 \"http://r\" \"UA\"\n";
+        let chunk = Chunk { seq: 0, first_line: 1, bytes: line.to_vec() };
+        let keep = Keep::from_names(&["path"]).unwrap();
+        let parsed = parse_chunk(&chunk, "s", LineFormat::Auto, &Filter::default(), keep);
+        let batch = parsed.events.values().next().unwrap();
+        assert_eq!(batch.schema(), events_schema());
+        let null_count = |name: &str| batch.column_by_name(name).unwrap().null_count();
+        assert_eq!(null_count("path"), 0);
+        for dropped in ["method", "protocol", "bytes", "referer", "user_agent"] {
+            assert_eq!(null_count(dropped), 1, "{dropped}");
+        }
+        assert_eq!(null_count("entity"), 0);
+        assert_eq!(Keep::from_names(&["nope"]), Err("nope".to_owned()));
     }
 }

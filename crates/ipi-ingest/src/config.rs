@@ -36,12 +36,48 @@ pub struct IngestConfig {
     /// (0.0 to 1.0). The rejects are written either way.
     #[serde(default = "default_max_reject_ratio")]
     pub max_reject_ratio: f64,
+    /// The optional event columns to fill: any of `method`, `path`,
+    /// `protocol`, `bytes`, `referer`, `user_agent`, `vhost`,
+    /// `forwarded_for`. The others are written as nulls, so the schema stays
+    /// the same; `[]` keeps only what IP Insights needs (time, entity,
+    /// address, status, source, line), which is smaller and faster to write.
+    /// Default: all.
+    #[serde(default = "all_optional_columns")]
+    pub keep: Vec<String>,
     /// Lines per parallel chunk are cut at this many bytes (default 4 MiB).
     #[serde(default = "default_chunk_bytes")]
     pub chunk_bytes: usize,
 }
 
 impl IngestConfig {
+    /// Checks serde cannot express, as (field, problem) pairs; empty when
+    /// the config is usable.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.inputs.is_empty() {
+            problems.push(("inputs", "at least one input is needed".to_owned()));
+        }
+        if !(0.0..=1.0).contains(&self.max_reject_ratio) {
+            problems.push((
+                "max_reject_ratio",
+                format!("{} is outside 0.0 to 1.0", self.max_reject_ratio),
+            ));
+        }
+        if let Err(name) = crate::batch::Keep::from_names(&self.keep) {
+            problems.push((
+                "keep",
+                format!(
+                    "unknown column `{name}`; expected some of {}",
+                    OPTIONAL_COLUMNS.join(", ")
+                ),
+            ));
+        }
+        if self.chunk_bytes < 4096 {
+            problems.push(("chunk_bytes", "must be at least 4096".to_owned()));
+        }
+        problems
+    }
+
     /// A config with every optional setting at its default.
     pub fn default_for(inputs: &[String], output: &str) -> IngestConfig {
         IngestConfig {
@@ -50,9 +86,18 @@ impl IngestConfig {
             format: FormatName::default(),
             filter: Filter::default(),
             max_reject_ratio: default_max_reject_ratio(),
+            keep: all_optional_columns(),
             chunk_bytes: default_chunk_bytes(),
         }
     }
+}
+
+/// The event columns `keep` can name.
+pub const OPTIONAL_COLUMNS: [&str; 8] =
+    ["method", "path", "protocol", "bytes", "referer", "user_agent", "vhost", "forwarded_for"];
+
+fn all_optional_columns() -> Vec<String> {
+    OPTIONAL_COLUMNS.map(String::from).to_vec()
 }
 
 fn default_max_reject_ratio() -> f64 {
@@ -104,6 +149,11 @@ impl Filter {
     /// Whether the filter keeps every line.
     pub fn is_empty(&self) -> bool {
         self.method.is_empty() && self.path_prefix.is_none() && self.status.is_empty()
+    }
+
+    /// Whether the filter looks at the request line (method or path).
+    pub fn needs_request(&self) -> bool {
+        !self.method.is_empty() || self.path_prefix.is_some()
     }
 
     /// Whether a parsed line passes.

@@ -4,6 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The configuration cannot be used as it is.
+    #[error("invalid ingest configuration: {0}")]
+    Config(String),
     /// An input pattern matched nothing.
     #[error("no input matches `{input}`")]
     NoInput { input: String },

@@ -240,7 +240,7 @@ impl<'a> Cursor<'a> {
 /// not UTF-8 become U+FFFD; the raw line is what keeps them losslessly.
 pub fn unescape(raw: &[u8]) -> Cow<'_, str> {
     if memchr(b'\\', raw).is_none() {
-        return String::from_utf8_lossy(raw);
+        return text(raw);
     }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -285,12 +285,46 @@ fn dash_is_none(raw: &[u8]) -> Option<&[u8]> {
     (raw != b"-").then_some(raw)
 }
 
+/// Bytes as text: borrowed when they are UTF-8 (the usual case, checked
+/// fast), with U+FFFD for invalid sequences otherwise.
 fn text(raw: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(raw)
+    match std::str::from_utf8(raw) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
+}
+
+/// Which optional text fields [`parse_line_with`] decodes into text. The
+/// others are still found and checked (so a line is accepted or rejected the
+/// same way whatever is decoded) but left `None`, which saves the UTF-8
+/// checks, unescaping and copies of fields nobody keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decode {
+    /// `method`, `path` and `protocol`.
+    pub request: bool,
+    pub referer: bool,
+    pub user_agent: bool,
+    pub vhost: bool,
+    pub forwarded_for: bool,
+}
+
+impl Decode {
+    /// Decode every field.
+    pub const ALL: Decode =
+        Decode { request: true, referer: true, user_agent: true, vhost: true, forwarded_for: true };
 }
 
 /// Parse one line (without its `\n`; a trailing `\r` is ignored).
 pub fn parse_line(line: &[u8], format: LineFormat) -> Result<Record<'_>, Reject> {
+    parse_line_with(line, format, Decode::ALL)
+}
+
+/// [`parse_line`], decoding only the optional fields `decode` asks for.
+pub fn parse_line_with(
+    line: &[u8],
+    format: LineFormat,
+    decode: Decode,
+) -> Result<Record<'_>, Reject> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(reject("line", RejectKind::Empty));
@@ -300,7 +334,10 @@ pub fn parse_line(line: &[u8], format: LineFormat) -> Result<Record<'_>, Reject>
     let mut vhost = None;
     let mut quoted_list = None;
     match format {
-        LineFormat::VhostCombined => vhost = Some(text(cur.token("vhost")?)),
+        LineFormat::VhostCombined => {
+            let token = cur.token("vhost")?;
+            vhost = decode.vhost.then(|| text(token));
+        }
         LineFormat::Common | LineFormat::Combined => {}
         LineFormat::Auto => {
             if line.first() == Some(&b'"') {
@@ -309,7 +346,10 @@ pub fn parse_line(line: &[u8], format: LineFormat) -> Result<Record<'_>, Reject>
             } else {
                 match leading_prefix(line) {
                     Leading::None => {}
-                    Leading::Vhost => vhost = Some(text(cur.token("vhost")?)),
+                    Leading::Vhost => {
+                        let token = cur.token("vhost")?;
+                        vhost = decode.vhost.then(|| text(token));
+                    }
                     Leading::List => {
                         // The same, unquoted: `a, b c - - [...`.
                         let start = cur.pos;
@@ -340,13 +380,14 @@ pub fn parse_line(line: &[u8], format: LineFormat) -> Result<Record<'_>, Reject>
     if first.is_empty() {
         return Err(reject("ip", RejectKind::Malformed("a client address")));
     }
-    let mut forwarded_for = listed.then(|| text(&line[host_start..cur.pos]));
+    let mut forwarded_for =
+        (listed && decode.forwarded_for).then(|| text(&line[host_start..cur.pos]));
     if let Some(list) = quoted_list.filter(|list| !list.is_empty() && *list != b"-") {
         // The first address of the forwarded list is the client; the
         // connecting address is a proxy.
         let end = memchr(b',', list).unwrap_or(list.len());
         first = list[..end].trim_ascii();
-        forwarded_for = Some(text(list));
+        forwarded_for = decode.forwarded_for.then(|| text(list));
     }
 
     let _ident = cur.token("ident")?;
@@ -367,7 +408,8 @@ pub fn parse_line(line: &[u8], format: LineFormat) -> Result<Record<'_>, Reject>
     cur.pos += close + 1;
 
     let request = cur.quoted("request")?;
-    let (method, path, protocol) = split_request(request);
+    let (method, path, protocol) =
+        if decode.request { split_request(request) } else { (None, None, None) };
 
     let status = parse_status(cur.token("status")?)?;
     let bytes = match dash_is_none(cur.token("bytes")?) {
@@ -385,7 +427,10 @@ pub fn parse_line(line: &[u8], format: LineFormat) -> Result<Record<'_>, Reject>
         LineFormat::Combined | LineFormat::VhostCombined | LineFormat::Auto => {
             let referer = cur.quoted("referer")?;
             let user_agent = cur.quoted("user_agent")?;
-            (dash_is_none(referer).map(unescape), dash_is_none(user_agent).map(unescape))
+            (
+                dash_is_none(referer).filter(|_| decode.referer).map(unescape),
+                dash_is_none(user_agent).filter(|_| decode.user_agent).map(unescape),
+            )
         }
     };
 
@@ -418,9 +463,12 @@ enum Leading {
 /// Count the tokens before ` [`, a forwarded list (`a, b, c`) counting as
 /// one: three is plain `%h %l %u`, four has something in front of `%h`.
 fn leading_prefix(line: &[u8]) -> Leading {
-    let Some(bracket) = memchr::memmem::find(line, b" [") else {
+    // The first `[` that follows a blank opens the timestamp.
+    let Some(bracket) = memchr::memchr_iter(b'[', line).find(|&i| i > 0 && line[i - 1] == b' ')
+    else {
         return Leading::None;
     };
+    let bracket = bracket - 1;
     let mut groups = 0;
     let mut first_is_list = false;
     let mut continued = false;

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ipi_core::schema::{events_schema, rejects_schema};
-use ipi_storage::{DatasetWriter, Location, WriteMode};
+use ipi_storage::{DatasetWriter, Location, WriteMode, WriterOptions};
 use rayon::prelude::*;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::batch::{Counts, ParsedChunk, parse_chunk, partition_of};
+use crate::batch::{Counts, Keep, ParsedChunk, parse_chunk, partition_of};
 use crate::config::IngestConfig;
 use crate::error::{Error, Result};
 use crate::source::{Chunker, open};
@@ -57,11 +57,15 @@ pub struct InputSummary {
 /// [`plan`].
 pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Result<IngestSummary> {
     let clock = Instant::now();
+    if let Some((field, problem)) = config.problems().into_iter().next() {
+        return Err(Error::Config(format!("{field}: {problem}")));
+    }
     let inputs = plan(config).await?;
     let output = Location::parse(&config.output)
         .map_err(|source| Error::Storage { context: "output".into(), source })?;
     let mut events =
-        DatasetWriter::new(output.clone(), events_schema(), WriteMode::ReplacePartitions);
+        DatasetWriter::new(output.clone(), events_schema(), WriteMode::ReplacePartitions)
+            .with_options(writer_options());
     let mut rejects =
         DatasetWriter::new(output.join("_rejects"), rejects_schema(), WriteMode::ReplacePartitions);
 
@@ -141,6 +145,27 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
     Ok(summary)
 }
 
+/// How events are encoded: zstd level 1 (encoding is the costliest part of an
+/// ingest, and level 3 saved little on logs), no dictionary for the nearly
+/// unique columns, delta encoding for the line numbers and timestamps, which
+/// grow almost in step, and min/max statistics only where readers prune with them
+/// (time, entity, address, status).
+fn writer_options() -> WriterOptions {
+    use ipi_core::schema::events::{
+        BYTES, FORWARDED_FOR, IP, IPV4, LINE, METHOD, PATH, PROTOCOL, REFERER, SOURCE, TIMESTAMP,
+        USER_AGENT, VHOST,
+    };
+    let mut options = WriterOptions::default();
+    options.parquet.zstd_level = 1;
+    options.parquet.plain_columns = [IP, IPV4, BYTES].map(String::from).to_vec();
+    options.parquet.delta_columns = [TIMESTAMP, LINE].map(String::from).to_vec();
+    options.parquet.no_statistics_columns =
+        [METHOD, PATH, PROTOCOL, REFERER, USER_AGENT, VHOST, FORWARDED_FOR, SOURCE, LINE, BYTES]
+            .map(String::from)
+            .to_vec();
+    options
+}
+
 /// Expand the inputs to the objects they name, with their sizes.
 pub async fn plan(config: &IngestConfig) -> Result<Vec<(Location, u64)>> {
     let mut out = Vec::new();
@@ -168,6 +193,8 @@ fn parse_input(
     let mut chunker = Chunker::new(reader, config.chunk_bytes);
     let window = rayon::current_num_threads().max(1) * 2;
     let format = config.format.into();
+    let keep = Keep::from_names(&config.keep)
+        .map_err(|name| Error::Config(format!("keep: unknown column `{name}`")))?;
     loop {
         let mut chunks = Vec::with_capacity(window);
         while chunks.len() < window {
@@ -181,7 +208,7 @@ fn parse_input(
         }
         let parsed: Vec<ParsedChunk> = chunks
             .par_iter()
-            .map(|chunk| parse_chunk(chunk, source, format, &config.filter))
+            .map(|chunk| parse_chunk(chunk, source, format, &config.filter, keep))
             .collect();
         if let Some(progress) = progress {
             progress(chunks.iter().map(|c| c.bytes.len() as u64).sum());

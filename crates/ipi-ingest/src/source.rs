@@ -92,15 +92,11 @@ impl<R: Read> Chunker<R> {
                 self.carry = buf.split_off(last_newline + 1);
                 return Ok(Some(self.emit(buf)));
             }
-            buf.resize(filled.max(self.target) + self.target / 4 + 1, 0);
-            let n = loop {
-                match self.reader.read(&mut buf[filled..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            buf.truncate(filled + n);
+            // Read into spare capacity: `read_to_end` does not zero it first.
+            let want = (filled.max(self.target) + self.target / 4 + 1 - filled) as u64;
+            buf.reserve(want as usize);
+            // (`read_to_end` retries interrupted reads itself.)
+            let n = (&mut self.reader).take(want).read_to_end(&mut buf)?;
             self.bytes_read += n as u64;
             if n == 0 {
                 self.done = true;

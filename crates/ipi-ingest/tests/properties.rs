@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Timelike};
-use ipi_ingest::parse::{LineFormat, parse_line};
+use ipi_ingest::parse::{Decode, LineFormat, parse_line, parse_line_with};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 

@@ -128,6 +128,10 @@ pub struct IngestArgs {
     /// Keep only these statuses (repeatable).
     #[arg(long, value_name = "CODE")]
     pub status: Vec<u16>,
+    /// Optional columns to fill (comma-separated; the rest are written as nulls).
+    /// `--keep ''` keeps only what IP Insights needs. Default: all.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub keep: Option<Vec<String>>,
     /// Fail (exit 1) when more than this share of lines is rejected.
     #[arg(long, default_value_t = 0.05, value_name = "RATIO")]
     pub max_reject_ratio: f64,

@@ -154,6 +154,13 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
         max_reject_ratio: args.max_reject_ratio,
         ..IngestConfig::default_for(&args.inputs, &args.output)
     };
+    let config = match &args.keep {
+        Some(keep) => IngestConfig {
+            keep: keep.iter().filter(|c| !c.is_empty()).cloned().collect(),
+            ..config
+        },
+        None => config,
+    };
     if let Some(problem) = crate::steps::ingest::validate(&config).first() {
         return Err(exit::usage(format!(
             "--{}: {}",

@@ -16,11 +16,13 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, MetadataSuffixFetch};
-use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 use crate::location::Location;
@@ -51,6 +53,19 @@ pub struct ParquetOptions {
     pub upload_part_size: usize,
     /// Parts uploaded at once. Default 2.
     pub upload_concurrency: usize,
+    /// Columns written without dictionary encoding. Dictionaries pay off for
+    /// repetitive columns (user agents, paths) and cost time for nearly
+    /// unique ones (addresses, timestamps, line numbers). Default none.
+    pub plain_columns: Vec<String>,
+    /// Columns written without min/max statistics. Statistics let readers
+    /// skip row groups by value, which helps for timestamps and ids but not
+    /// for free text (user agents, referers), where computing them means
+    /// comparing every value. Default none.
+    pub no_statistics_columns: Vec<String>,
+    /// Integer columns written with `DELTA_BINARY_PACKED` and no dictionary:
+    /// line numbers and sorted ids shrink to a few bits a value before zstd
+    /// sees them. Default none.
+    pub delta_columns: Vec<String>,
 }
 
 impl Default for ParquetOptions {
@@ -61,6 +76,9 @@ impl Default for ParquetOptions {
             max_row_group_bytes: 128 * 1024 * 1024,
             upload_part_size: 10 * 1024 * 1024,
             upload_concurrency: 2,
+            plain_columns: Vec::new(),
+            no_statistics_columns: Vec::new(),
+            delta_columns: Vec::new(),
         }
     }
 }
@@ -69,17 +87,34 @@ impl ParquetOptions {
     /// The writer properties: zstd, the row group limits and
     /// `created_by = "ipi <version>"`.
     pub fn writer_properties(&self) -> Result<WriterProperties, ParquetError> {
-        Ok(WriterProperties::builder()
+        let mut builder = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level)?))
             .set_created_by(format!("ipi {}", env!("CARGO_PKG_VERSION")))
             .set_max_row_group_row_count(Some(self.max_row_group_rows.max(1)))
-            .set_max_row_group_bytes(Some(self.max_row_group_bytes.max(1)))
-            .build())
+            .set_max_row_group_bytes(Some(self.max_row_group_bytes.max(1)));
+        for column in &self.plain_columns {
+            builder = builder.set_column_dictionary_enabled(column.as_str().into(), false);
+        }
+        for column in &self.delta_columns {
+            builder = builder
+                .set_column_dictionary_enabled(column.as_str().into(), false)
+                .set_column_encoding(column.as_str().into(), Encoding::DELTA_BINARY_PACKED);
+        }
+        for column in &self.no_statistics_columns {
+            builder = builder
+                .set_column_statistics_enabled(column.as_str().into(), EnabledStatistics::None);
+        }
+        Ok(builder.build())
     }
 }
 
 /// One Parquet object being written, streamed to the store as row groups
 /// fill (see [`ParquetOptions`] for the memory bound).
+///
+/// Encoding (dictionaries, statistics, zstd) is CPU work: it runs on
+/// tokio's blocking thread pool ([`tokio::task::spawn_blocking`]), so a
+/// [`write`](Self::write) never stalls the runtime's worker threads. Outside
+/// a tokio runtime it runs inline. Uploads stay on the caller's task.
 ///
 /// Nothing is visible at the location until [`close`](Self::close) returns;
 /// a sink dropped before that leaves no object behind (an S3 multipart
@@ -88,8 +123,15 @@ impl ParquetOptions {
 /// [`abort`](Self::abort) to clean up at once.
 pub struct ParquetSink {
     location: Location,
-    writer: AsyncArrowWriter<BufWriter>,
+    /// The encoder, writing into an in-memory buffer that is handed to
+    /// `upload` after each row group. `None` while a blocking thread has it,
+    /// and for good if that write was cancelled or panicked.
+    encoder: Option<ArrowWriter<Vec<u8>>>,
+    upload: BufWriter,
     rows: u64,
+    /// Taken around each encoding step: bounds how many sinks sharing it
+    /// encode at once (see [`DatasetWriter`](crate::DatasetWriter)).
+    permits: Option<Arc<Semaphore>>,
 }
 
 impl std::fmt::Debug for ParquetSink {
@@ -126,15 +168,29 @@ impl ParquetSink {
             options.upload_part_size.max(1),
         )
         .with_max_concurrency(options.upload_concurrency.max(1));
-        let writer = AsyncArrowWriter::try_new(upload, schema, Some(props))
+        let encoder = ArrowWriter::try_new(Vec::new(), schema, Some(props))
             .map_err(|e| Error::parquet(location, e))?;
-        Ok(ParquetSink { location: location.clone(), writer, rows: 0 })
+        Ok(ParquetSink {
+            location: location.clone(),
+            encoder: Some(encoder),
+            upload,
+            rows: 0,
+            permits: None,
+        })
+    }
+
+    /// Encodes only while holding one of `permits`.
+    pub(crate) fn with_encode_permits(mut self, permits: Arc<Semaphore>) -> ParquetSink {
+        self.permits = Some(permits);
+        self
     }
 
     /// Appends a batch (its schema must be the sink's).
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).await.map_err(|e| Error::parquet(&self.location, e))?;
-        self.rows += batch.num_rows() as u64;
+        let (batch, rows) = (batch.clone(), batch.num_rows() as u64);
+        let encoded = self.encode(move |encoder| encoder.write(&batch)).await?;
+        self.upload(encoded).await?;
+        self.rows += rows;
         Ok(())
     }
 
@@ -151,24 +207,74 @@ impl ParquetSink {
     /// Encoded bytes so far, including the estimate for the row group in
     /// progress: what the file would roughly weigh if closed now.
     pub fn estimated_size(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+        self.encoder.as_ref().map_or(0, |e| (e.bytes_written() + e.in_progress_size()) as u64)
     }
 
     /// Flushes the last row group, writes the footer and completes the
     /// upload; the object exists once this returns.
     pub async fn close(mut self) -> Result<WrittenFile> {
-        self.writer.finish().await.map_err(|e| Error::parquet(&self.location, e))?;
-        Ok(WrittenFile {
-            size: self.writer.bytes_written() as u64,
-            rows: self.rows,
-            location: self.location,
-        })
+        let encoded = self.encode(|encoder| encoder.finish().map(drop)).await?;
+        self.upload(encoded).await?;
+        self.upload.shutdown().await.map_err(|e| self.io_error(e))?;
+        let size = self.encoder.as_ref().map_or(0, |e| e.bytes_written() as u64);
+        Ok(WrittenFile { size, rows: self.rows, location: self.location })
     }
 
     /// Gives up: aborts a multipart upload in progress; nothing is written.
-    pub async fn abort(self) -> Result<()> {
-        let mut upload = self.writer.into_inner();
-        upload.abort().await.map_err(|e| Error::store(&self.location, e))
+    pub async fn abort(mut self) -> Result<()> {
+        self.upload.abort().await.map_err(|e| Error::store(&self.location, e))
+    }
+
+    /// Runs `step` on the encoder on a blocking thread (holding a permit,
+    /// when the sink has some) and returns the bytes it produced.
+    async fn encode<F>(&mut self, step: F) -> Result<Bytes>
+    where
+        F: FnOnce(&mut ArrowWriter<Vec<u8>>) -> Result<(), ParquetError> + Send + 'static,
+    {
+        let poisoned = |reason: String| Error::parquet(&self.location, ParquetError::General(reason));
+        let Some(mut encoder) = self.encoder.take() else {
+            return Err(poisoned("an earlier write to this file was cancelled or panicked".into()));
+        };
+        let _permit = match &self.permits {
+            Some(permits) => Some(
+                Arc::clone(permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| poisoned(format!("encoding slots closed: {e}")))?,
+            ),
+            None => None,
+        };
+        let job = move || {
+            let result = step(&mut encoder);
+            // Everything the step flushed, whole row groups or the footer.
+            let bytes = Bytes::from(std::mem::take(encoder.inner_mut()));
+            (encoder, result.map(|()| bytes))
+        };
+        let (encoder, result) = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(job)
+                .await
+                .map_err(|e| poisoned(format!("encoding stopped: {e}")))?,
+            Err(_) => job(),
+        };
+        self.encoder = Some(encoder);
+        result.map_err(|e| Error::parquet(&self.location, e))
+    }
+
+    /// Hands encoded bytes to the upload (which waits while
+    /// `upload_concurrency` parts are in flight).
+    async fn upload(&mut self, bytes: Bytes) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.upload.put(bytes).await.map_err(|e| Error::store(&self.location, e))
+    }
+
+    fn io_error(&self, error: std::io::Error) -> Error {
+        match error.downcast::<object_store::Error>() {
+            Ok(store) => Error::store(&self.location, store),
+            Err(other) => Error::parquet(&self.location, ParquetError::External(Box::new(other))),
+        }
     }
 }
 

@@ -54,22 +54,13 @@ impl StepKind for Ingest {
     }
 }
 
-/// Checks serde cannot express.
+/// The crate's own checks, as body errors.
 pub fn validate(config: &IngestConfig) -> Vec<BodyError> {
-    let mut errors = Vec::new();
-    if config.inputs.is_empty() {
-        errors.push(BodyError {
-            path: vec!["inputs".into()],
-            message: "at least one input is needed".into(),
-        });
-    }
-    if !(0.0..=1.0).contains(&config.max_reject_ratio) {
-        errors.push(BodyError {
-            path: vec!["max_reject_ratio".into()],
-            message: format!("{} is outside 0.0 to 1.0", config.max_reject_ratio),
-        });
-    }
-    errors
+    config
+        .problems()
+        .into_iter()
+        .map(|(field, message)| BodyError { path: vec![field.to_owned()], message })
+        .collect()
 }
 
 /// Run an ingest with a progress bar over the input bytes.
