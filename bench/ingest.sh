@@ -24,8 +24,10 @@ out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 cat "$log" > /dev/null   # warm the page cache: every run is warm-cache
 
 ours="$ipi --quiet ingest $log --output $out/ipi --method GET --path-prefix /login_success --status 200"
-echo "== ipi vs DuckDB (CSV mode, the fastest peer)"
+echo "== ipi, every column, vs DuckDB (CSV mode, the fastest peer; three columns)"
 farm-bench -n "$runs" --timeout 600 --vs "$py $peers/ingest_duckdb.py $log $out/duck.parquet --mode csv" -- $ours
+echo "== ipi --keep= (what IP Insights needs) vs DuckDB"
+farm-bench -n "$runs" --timeout 600 --vs "$py $peers/ingest_duckdb.py $log $out/duck.parquet --mode csv" -- $ours --keep=
 echo "== ipi vs polars (CSV mode)"
 farm-bench -n "$runs" --timeout 600 --vs "$py $peers/ingest_polars.py $log $out/polars.parquet --mode csv" -- $ours
 echo "== ipi vs pandas (the SageMaker notebook's path)"

@@ -114,3 +114,39 @@ fn the_real_logs_are_all_accounted_for() {
     assert_accounted(&summary);
     assert_duckdb_agrees(&dir.path().join("events"), &inputs);
 }
+
+#[test]
+fn sagemaker_csv_and_headed_csv_tables() {
+    let root = repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let sagemaker = root.join("tests/data/tables/sagemaker.csv");
+    // SageMaker's CSV has no times, so a default is required.
+    let out = run(ipi(&root)
+        .args(["ingest", "--format", "sagemaker_csv", "--output"])
+        .arg(dir.path().join("a"))
+        .arg(&sagemaker));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("default_timestamp"), "{}", text(&out));
+
+    let out = run(ipi(&root)
+        .args(["ingest", "--format", "sagemaker_csv", "--json", "--max-reject-ratio", "1"])
+        .args(["--default-timestamp", "2018-11-12T00:00:00Z", "--output"])
+        .arg(dir.path().join("a"))
+        .arg(&sagemaker));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["totals"]["rows"], 4, "{summary}");
+    assert_eq!(summary["totals"]["reasons"]["ip: missing"], 1, "{summary}");
+    assert_eq!(summary["partitions"], serde_json::json!(["date=2018-11-12"]));
+
+    let out = run(ipi(&root)
+        .args(["ingest", "--format", "csv", "--json", "--max-reject-ratio", "1", "--output"])
+        .arg(dir.path().join("b"))
+        .arg(root.join("tests/data/tables/events.csv")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["totals"]["rows"], 2, "{summary}");
+    assert_eq!(summary["totals"]["reasons"]["timestamp: malformed"], 1, "{summary}");
+    // 23:30 at -01:00 is 00:30 UTC the next day.
+    assert_eq!(summary["partitions"], serde_json::json!(["date=2018-11-12", "date=2018-11-13"]));
+}

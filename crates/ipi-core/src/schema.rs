@@ -65,7 +65,7 @@ pub mod events {
 /// | `ip` | Utf8 | never (as written) |
 /// | `ipv4` | UInt32 | `ip` is not IPv4 |
 /// | `method`, `path`, `protocol` | Utf8 | the request was empty or malformed |
-/// | `status` | UInt16 | never |
+/// | `status` | UInt16 | the input was a table without a status column |
 /// | `bytes` | UInt64 | the log had `-` |
 /// | `referer`, `user_agent` | Utf8 | the log had `-` or no such field |
 /// | `vhost` | Utf8 | the line had no virtual host (`%v:%p`) |
@@ -87,7 +87,7 @@ pub fn events_schema() -> SchemaRef {
                 Field::new(METHOD, DataType::Utf8, true),
                 Field::new(PATH, DataType::Utf8, true),
                 Field::new(PROTOCOL, DataType::Utf8, true),
-                Field::new(STATUS, DataType::UInt16, false),
+                Field::new(STATUS, DataType::UInt16, true),
                 Field::new(BYTES, DataType::UInt64, true),
                 Field::new(REFERER, DataType::Utf8, true),
                 Field::new(USER_AGENT, DataType::Utf8, true),

@@ -10,9 +10,14 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use ipi_core::schema::{events_schema, rejects_schema};
 
-use crate::config::Filter;
+use std::borrow::Cow;
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::config::{EntitySource, Filter};
 use crate::parse::{Decode, LineFormat, Record, parse_line_with};
 use crate::source::Chunk;
+use crate::table::{FieldSplitter, TableLayout, parse_table_line};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -107,6 +112,72 @@ impl Keep {
     }
 }
 
+/// The compiled form of an [`EntitySource`].
+#[derive(Debug, Clone)]
+pub enum EntityExtractor {
+    User,
+    QueryParam(String),
+    PathRegex(regex::Regex),
+}
+
+impl EntityExtractor {
+    /// Compile a source (the regex, for `path_regex`).
+    pub fn new(source: &EntitySource) -> Result<EntityExtractor, regex::Error> {
+        Ok(match source {
+            EntitySource::User => EntityExtractor::User,
+            EntitySource::QueryParam { name } => EntityExtractor::QueryParam(name.clone()),
+            EntitySource::PathRegex { pattern } => {
+                EntityExtractor::PathRegex(regex::Regex::new(pattern)?)
+            }
+        })
+    }
+
+    /// Whether the entity comes from the request line.
+    pub fn needs_request(&self) -> bool {
+        !matches!(self, EntityExtractor::User)
+    }
+
+    /// The entity of a parsed line; `None` when there is none (or it is
+    /// empty).
+    pub fn extract<'a>(&self, record: &'a Record<'a>) -> Option<Cow<'a, str>> {
+        let found = match self {
+            EntityExtractor::User => record.user.as_deref().map(Cow::Borrowed),
+            EntityExtractor::QueryParam(name) => {
+                let path = record.path.as_deref()?;
+                let (_, query) = path.split_once('?')?;
+                form_urlencoded::parse(query.as_bytes())
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value)
+            }
+            EntityExtractor::PathRegex(re) => {
+                let path = record.path.as_deref()?;
+                re.captures(path)?.get(1).map(|m| Cow::Borrowed(m.as_str()))
+            }
+        };
+        found.filter(|entity| !entity.is_empty())
+    }
+}
+
+/// What an input holds.
+#[derive(Debug, Clone, Copy)]
+pub enum InputKind<'a> {
+    /// Access-log lines.
+    Log(LineFormat),
+    /// Table records, one a line.
+    Table { layout: &'a TableLayout, default_timestamp: Option<DateTime<FixedOffset>> },
+}
+
+/// What [`parse_chunk`] needs to know besides the bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseSettings<'a> {
+    /// The input's URL, written in every row.
+    pub source: &'a str,
+    pub input: InputKind<'a>,
+    pub filter: &'a Filter,
+    pub keep: Keep,
+    pub entity: &'a EntityExtractor,
+}
+
 /// Builders for the events of one UTC day.
 struct EventsBuilder {
     keep: Keep,
@@ -153,13 +224,13 @@ impl EventsBuilder {
         }
     }
 
-    fn append(&mut self, r: &Record<'_>, source: &str, line: u64) {
+    fn append(&mut self, r: &Record<'_>, entity: Option<&str>, source: &str, line: u64) {
         self.timestamp.append_value(r.timestamp_us);
         self.tz_offset.append_value(r.tz_offset_minutes);
-        self.entity.append_option(r.user.as_deref());
+        self.entity.append_option(entity);
         self.ip.append_value(&r.client);
         self.ipv4.append_option(ipi_core::ipv4::parse(r.client.as_bytes()));
-        self.status.append_value(r.status);
+        self.status.append_option(r.status);
         self.source.append_value(source);
         self.line.append_value(line);
         let keep = self.keep;
@@ -251,18 +322,18 @@ impl RejectsBuilder {
 }
 
 /// Parse every line of a chunk.
-pub fn parse_chunk(
-    chunk: &Chunk,
-    source: &str,
-    format: LineFormat,
-    filter: &Filter,
-    keep: Keep,
-) -> ParsedChunk {
+pub fn parse_chunk(chunk: &Chunk, settings: &ParseSettings<'_>) -> ParsedChunk {
+    let ParseSettings { source, input, filter, keep, entity } = *settings;
+    let mut splitter = FieldSplitter::default();
     let mut days: BTreeMap<i64, EventsBuilder> = BTreeMap::new();
     let mut rejects: Option<RejectsBuilder> = None;
     let mut counts = Counts::default();
     let decode = Decode {
-        request: keep.method || keep.path || keep.protocol || filter.needs_request(),
+        request: keep.method
+            || keep.path
+            || keep.protocol
+            || filter.needs_request()
+            || entity.needs_request(),
         referer: keep.referer,
         user_agent: keep.user_agent,
         vhost: keep.vhost,
@@ -272,13 +343,22 @@ pub fn parse_chunk(
     {
         for line in lines(&chunk.bytes) {
             counts.lines += 1;
-            match parse_line_with(line, format, decode) {
+            let parsed = match input {
+                InputKind::Log(format) => parse_line_with(line, format, decode),
+                InputKind::Table { layout, default_timestamp } => {
+                    parse_table_line(line, layout, default_timestamp, &mut splitter)
+                }
+            };
+            match parsed {
                 Ok(record) if filter.keeps(&record) => {
                     counts.rows += 1;
                     let day = record.timestamp_us.div_euclid(MICROS_PER_DAY);
-                    days.entry(day)
-                        .or_insert_with(|| EventsBuilder::new(keep))
-                        .append(&record, source, line_no);
+                    days.entry(day).or_insert_with(|| EventsBuilder::new(keep)).append(
+                        &record,
+                        entity.extract(&record).as_deref(),
+                        source,
+                        line_no,
+                    );
                 }
                 Ok(_) => counts.filtered += 1,
                 Err(reject) => {
@@ -315,7 +395,7 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// The Hive partition of a UTC day: `date=YYYY-MM-DD`.
 pub fn partition_of(day: i64) -> String {
-    let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
+    let date = DateTime::from_timestamp(day * 86_400, 0)
         .map(|t| t.date_naive().format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| "invalid".to_owned());
     format!("date={date}")
@@ -347,7 +427,14 @@ garbage\n\
             path_prefix: Some("/login".into()),
             status: vec![200],
         };
-        let parsed = parse_chunk(&chunk, "mem://x", LineFormat::Auto, &filter, Keep::ALL);
+        let settings = ParseSettings {
+            source: "mem://x",
+            input: InputKind::Log(LineFormat::Auto),
+            filter: &filter,
+            keep: Keep::ALL,
+            entity: &EntityExtractor::User,
+        };
+        let parsed = parse_chunk(&chunk, &settings);
         let c = &parsed.counts;
         assert_eq!((c.lines, c.rows, c.filtered, c.rejected), (5, 2, 1, 2));
         assert_eq!(c.reasons.get("empty line"), Some(&1));
@@ -371,7 +458,15 @@ mod keep_tests {
         let line = b"1.2.3.4 - bob [01/Jan/2020:10:00:00 +0000] \"GET /x HTTP/1.1\" 200 7 \"http://r\" \"UA\"\n";
         let chunk = Chunk { seq: 0, first_line: 1, bytes: line.to_vec() };
         let keep = Keep::from_names(&["path"]).unwrap();
-        let parsed = parse_chunk(&chunk, "s", LineFormat::Auto, &Filter::default(), keep);
+        let filter = Filter::default();
+        let settings = ParseSettings {
+            source: "s",
+            input: InputKind::Log(LineFormat::Auto),
+            filter: &filter,
+            keep,
+            entity: &EntityExtractor::User,
+        };
+        let parsed = parse_chunk(&chunk, &settings);
         let batch = parsed.events.values().next().unwrap();
         assert_eq!(batch.schema(), events_schema());
         let null_count = |name: &str| batch.column_by_name(name).unwrap().null_count();
@@ -381,5 +476,32 @@ mod keep_tests {
         }
         assert_eq!(null_count("entity"), 0);
         assert_eq!(Keep::from_names(&["nope"]), Err("nope".to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod entity_tests {
+    use super::*;
+    use crate::parse::parse_line;
+
+    fn entity_of(source: EntitySource, line: &[u8]) -> Option<String> {
+        let record = parse_line(line, LineFormat::Auto).unwrap();
+        EntityExtractor::new(&source).unwrap().extract(&record).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn entity_sources() {
+        let line = br#"1.2.3.4 - bob [01/Jan/2020:10:00:00 +0000] "GET /accounts/a%20b/login?x=1&userId=al%C3%ADce&y= HTTP/1.1" 200 7 "-" "UA""#;
+        assert_eq!(entity_of(EntitySource::User, line).as_deref(), Some("bob"));
+        let param = |name: &str| EntitySource::QueryParam { name: name.into() };
+        assert_eq!(entity_of(param("userId"), line).as_deref(), Some("alíce"));
+        assert_eq!(entity_of(param("y"), line), None, "empty means none");
+        assert_eq!(entity_of(param("nope"), line), None);
+        let regex = EntitySource::PathRegex { pattern: "^/accounts/([^/]+)/".into() };
+        assert_eq!(entity_of(regex, line).as_deref(), Some("a%20b"));
+        let no_query =
+            br#"1.2.3.4 - - [01/Jan/2020:10:00:00 +0000] "GET /login HTTP/1.1" 200 7 "-" "UA""#;
+        assert_eq!(entity_of(param("userId"), no_query), None);
+        assert_eq!(entity_of(EntitySource::User, no_query), None);
     }
 }

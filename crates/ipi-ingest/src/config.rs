@@ -24,10 +24,27 @@ pub struct IngestConfig {
     /// The events dataset to write, partitioned `date=YYYY-MM-DD/` by UTC
     /// date. Rejected lines go to `<output>/_rejects/`.
     pub output: String,
-    /// The line layout: `auto` (per line), `common`, `combined` or
-    /// `vhost_combined`.
+    /// The input layout: access logs as `auto` (decided per line),
+    /// `common`, `combined` or `vhost_combined`; or tables as
+    /// `sagemaker_csv` (SageMaker's `entity,ip` training CSV, no header) or
+    /// `csv` (a header names the columns; see the `table` module).
     #[serde(default)]
     pub format: FormatName,
+    /// The time of every event of a table input that has no time column,
+    /// as RFC 3339 (`2018-11-12T00:00:00Z`). Required for `sagemaker_csv`.
+    #[serde(default)]
+    pub default_timestamp: Option<String>,
+    /// Where the entity comes from: the authenticated-user field (`%u`,
+    /// the default), a query-string parameter, or a regex capture on the
+    /// path, for sites that don't log the user:
+    ///
+    /// ```toml
+    /// entity = { from = "user" }
+    /// entity = { from = "query_param", name = "userId" }
+    /// entity = { from = "path_regex", pattern = "^/accounts/([^/]+)/login" }
+    /// ```
+    #[serde(default)]
+    pub entity: EntitySource,
     /// Keep only matching lines; the others are counted as filtered, not
     /// rejected.
     #[serde(default)]
@@ -72,6 +89,35 @@ impl IngestConfig {
                 ),
             ));
         }
+        if let EntitySource::PathRegex { pattern } = &self.entity {
+            match regex::Regex::new(pattern) {
+                Ok(re) if re.captures_len() < 2 => problems.push((
+                    "entity",
+                    format!("the pattern `{pattern}` has no capture group to take the entity from"),
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(("entity", format!("invalid regex: {e}"))),
+            }
+        }
+        match (&self.default_timestamp, self.format) {
+            (Some(text), _) if crate::table::parse_instant(text).is_none() => problems.push((
+                "default_timestamp",
+                format!("`{text}` is not an RFC 3339 time with an offset, e.g. 2018-11-12T00:00:00Z"),
+            )),
+            (None, FormatName::SagemakerCsv) => problems.push((
+                "default_timestamp",
+                "SageMaker's CSV has no times: set default_timestamp (e.g. the day the file covers)"
+                    .to_owned(),
+            )),
+            _ => {}
+        }
+        if self.format.line_format().is_none() && self.filter.needs_request() {
+            problems.push((
+                "filter",
+                "tables have no request line: filter on method or path_prefix only for access logs"
+                    .to_owned(),
+            ));
+        }
         if self.chunk_bytes < 4096 {
             problems.push(("chunk_bytes", "must be at least 4096".to_owned()));
         }
@@ -84,6 +130,8 @@ impl IngestConfig {
             inputs: inputs.to_vec(),
             output: output.to_owned(),
             format: FormatName::default(),
+            default_timestamp: None,
+            entity: EntitySource::default(),
             filter: Filter::default(),
             max_reject_ratio: default_max_reject_ratio(),
             keep: all_optional_columns(),
@@ -108,6 +156,26 @@ fn default_chunk_bytes() -> usize {
     4 << 20
 }
 
+/// Where the entity of an event comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EntitySource {
+    /// The authenticated-user field, `%u`; `-` means none.
+    #[default]
+    User,
+    /// A parameter of the request's query string, percent-decoded.
+    QueryParam {
+        /// The parameter's name, e.g. `userId`.
+        name: String,
+    },
+    /// The first capture group of a regex matched against the path
+    /// (query string included).
+    PathRegex {
+        /// The regex, e.g. `^/accounts/([^/]+)/`.
+        pattern: String,
+    },
+}
+
 /// The `format` setting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -117,15 +185,19 @@ pub enum FormatName {
     Common,
     Combined,
     VhostCombined,
+    SagemakerCsv,
+    Csv,
 }
 
-impl From<FormatName> for LineFormat {
-    fn from(name: FormatName) -> LineFormat {
-        match name {
-            FormatName::Auto => LineFormat::Auto,
-            FormatName::Common => LineFormat::Common,
-            FormatName::Combined => LineFormat::Combined,
-            FormatName::VhostCombined => LineFormat::VhostCombined,
+impl FormatName {
+    /// The access-log layout, or `None` for a table format.
+    pub fn line_format(self) -> Option<LineFormat> {
+        match self {
+            FormatName::Auto => Some(LineFormat::Auto),
+            FormatName::Common => Some(LineFormat::Common),
+            FormatName::Combined => Some(LineFormat::Combined),
+            FormatName::VhostCombined => Some(LineFormat::VhostCombined),
+            FormatName::SagemakerCsv | FormatName::Csv => None,
         }
     }
 }
@@ -158,7 +230,7 @@ impl Filter {
 
     /// Whether a parsed line passes.
     pub fn keeps(&self, record: &crate::parse::Record<'_>) -> bool {
-        (self.status.is_empty() || self.status.contains(&record.status))
+        (self.status.is_empty() || record.status.is_some_and(|s| self.status.contains(&s)))
             && (self.method.is_empty()
                 || record.method.as_deref().is_some_and(|m| self.method.iter().any(|k| k == m)))
             && self.path_prefix.as_deref().is_none_or(|prefix| {

@@ -25,7 +25,8 @@ pub mod error;
 pub mod parse;
 pub mod run;
 pub mod source;
+pub mod table;
 
-pub use config::{Filter, FormatName, IngestConfig};
+pub use config::{EntitySource, Filter, FormatName, IngestConfig};
 pub use error::{Error, Result};
 pub use run::{IngestSummary, ingest};

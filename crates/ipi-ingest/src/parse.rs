@@ -74,8 +74,8 @@ pub struct Record<'a> {
     pub path: Option<Cow<'a, str>>,
     /// The protocol, e.g. `HTTP/1.1`.
     pub protocol: Option<Cow<'a, str>>,
-    /// `%>s`.
-    pub status: u16,
+    /// `%>s`; `None` only for table inputs without a status column.
+    pub status: Option<u16>,
     /// `%b`; `None` for `-`.
     pub bytes: Option<u64>,
     /// `None` for `-`, or in `common`.
@@ -444,7 +444,7 @@ pub fn parse_line_with(
         method,
         path,
         protocol,
-        status,
+        status: Some(status),
         bytes,
         referer,
         user_agent,
@@ -610,7 +610,7 @@ mod tests {
         assert_eq!(r.method.as_deref(), Some("GET"));
         assert_eq!(r.path.as_deref(), Some("/apache_pb.gif"));
         assert_eq!(r.protocol.as_deref(), Some("HTTP/1.0"));
-        assert_eq!(r.status, 200);
+        assert_eq!(r.status, Some(200));
         assert_eq!(r.bytes, Some(2326));
         assert_eq!(r.referer.as_deref(), Some("http://www.example.com/start.html"));
         assert_eq!(r.user_agent.as_deref(), Some("Mozilla/4.08 [en] (Win98; I ;Nav)"));

@@ -19,10 +19,14 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::batch::{Counts, Keep, ParsedChunk, parse_chunk, partition_of};
-use crate::config::IngestConfig;
+use crate::batch::{
+    Counts, EntityExtractor, InputKind, Keep, ParseSettings, ParsedChunk, parse_chunk, partition_of,
+};
+use crate::config::{FormatName, IngestConfig};
 use crate::error::{Error, Result};
+use crate::parse::LineFormat;
 use crate::source::{Chunker, open};
+use crate::table::{TableLayout, parse_instant};
 
 /// Called with the number of input bytes processed since the last call.
 pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
@@ -109,7 +113,7 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
         // Mark the source's rejects partition written, so a clean re-run
         // clears rejects a previous run left.
         rejects
-            .partition(rejects_partition.as_str())
+            .mark_written(rejects_partition.as_str())
             .map_err(|e| Error::storage(&config.output, e))?;
         totals.add(&counts);
         per_input.push(InputSummary { source, counts });
@@ -192,11 +196,42 @@ fn parse_input(
     let reader = open(location, handle).map_err(read_error)?;
     let mut chunker = Chunker::new(reader, config.chunk_bytes);
     let window = rayon::current_num_threads().max(1) * 2;
-    let format = config.format.into();
+    let default_timestamp = config.default_timestamp.as_deref().and_then(parse_instant);
+    // A table with a header: its first line names the columns.
+    let mut pending = None;
+    let layout;
+    let input = match config.format {
+        FormatName::SagemakerCsv => {
+            layout = TableLayout::SAGEMAKER;
+            InputKind::Table { layout: &layout, default_timestamp }
+        }
+        FormatName::Csv => {
+            let Some(mut first) = chunker.next_chunk().map_err(read_error)? else {
+                return Ok(0);
+            };
+            let end = memchr::memchr(b'\n', &first.bytes).unwrap_or(first.bytes.len());
+            layout = TableLayout::from_header(&first.bytes[..end])
+                .map_err(|e| Error::Config(format!("{source}: {e}")))?;
+            if layout.timestamp.is_none() && default_timestamp.is_none() {
+                return Err(Error::Config(format!(
+                    "{source}: the table has no time column (timestamp, time or event_time); set default_timestamp"
+                )));
+            }
+            first.bytes.drain(..(end + 1).min(first.bytes.len()));
+            first.first_line += 1;
+            pending = Some(first).filter(|chunk| !chunk.bytes.is_empty());
+            InputKind::Table { layout: &layout, default_timestamp }
+        }
+        log => InputKind::Log(log.line_format().unwrap_or(LineFormat::Auto)),
+    };
     let keep = Keep::from_names(&config.keep)
         .map_err(|name| Error::Config(format!("keep: unknown column `{name}`")))?;
+    let entity =
+        EntityExtractor::new(&config.entity).map_err(|e| Error::Config(format!("entity: {e}")))?;
+    let settings = ParseSettings { source, input, filter: &config.filter, keep, entity: &entity };
     loop {
         let mut chunks = Vec::with_capacity(window);
+        chunks.extend(pending.take());
         while chunks.len() < window {
             match chunker.next_chunk().map_err(read_error)? {
                 Some(chunk) => chunks.push(chunk),
@@ -206,10 +241,8 @@ fn parse_input(
         if chunks.is_empty() {
             return Ok(chunker.bytes_read);
         }
-        let parsed: Vec<ParsedChunk> = chunks
-            .par_iter()
-            .map(|chunk| parse_chunk(chunk, source, format, &config.filter, keep))
-            .collect();
+        let parsed: Vec<ParsedChunk> =
+            chunks.par_iter().map(|chunk| parse_chunk(chunk, &settings)).collect();
         if let Some(progress) = progress {
             progress(chunks.iter().map(|c| c.bytes.len() as u64).sum());
         }

@@ -103,7 +103,10 @@ Examples:
   ipi-pipeline ingest /var/log/apache2/access.log* --output var/ipi/events
   ipi-pipeline ingest 's3://logs/2018-11-*/*.gz' --output s3://ipi/events \\
       --method GET --path-prefix /login_success --status 200
-  ipi-pipeline ingest big.log --output events --max-reject-ratio 0.001 --json")]
+  ipi-pipeline ingest big.log --output events --max-reject-ratio 0.001 --json
+  ipi-pipeline ingest app.log --output events --entity-param userId --keep ''
+  ipi-pipeline ingest train.csv --format sagemaker_csv --default-timestamp 2018-11-12T00:00:00Z \\
+      --output events")]
     Ingest(IngestArgs),
 }
 
@@ -116,9 +119,20 @@ pub struct IngestArgs {
     /// The events dataset to write (a path or s3://bucket/prefix).
     #[arg(short, long, value_name = "URL")]
     pub output: String,
-    /// Line layout; `auto` decides per line.
+    /// Input layout: access logs (`auto` decides per line), or tables
+    /// (`sagemaker_csv`: SageMaker's headerless entity,ip CSV; `csv`: a header
+    /// names entity, ip and timestamp columns).
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     pub format: FormatArg,
+    /// The time of every event of a table without a time column (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub default_timestamp: Option<String>,
+    /// Take the entity from this query-string parameter instead of the user field.
+    #[arg(long, value_name = "NAME", conflicts_with = "entity_regex")]
+    pub entity_param: Option<String>,
+    /// Take the entity from the first capture group of this regex on the path.
+    #[arg(long, value_name = "PATTERN")]
+    pub entity_regex: Option<String>,
     /// Keep only these request methods (repeatable).
     #[arg(long, value_name = "METHOD")]
     pub method: Vec<String>,
@@ -148,6 +162,8 @@ pub enum FormatArg {
     Common,
     Combined,
     VhostCombined,
+    SagemakerCsv,
+    Csv,
 }
 
 /// A pipeline file and its parameter overrides.

@@ -136,7 +136,7 @@ fn steps(registry: &Registry) -> anyhow::Result<Exit> {
 }
 
 async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
-    use ipi_ingest::{Filter, FormatName, IngestConfig};
+    use ipi_ingest::{EntitySource, Filter, FormatName, IngestConfig};
     let config = IngestConfig {
         inputs: args.inputs.clone(),
         output: args.output.clone(),
@@ -145,13 +145,21 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
             FormatArg::Common => FormatName::Common,
             FormatArg::Combined => FormatName::Combined,
             FormatArg::VhostCombined => FormatName::VhostCombined,
+            FormatArg::SagemakerCsv => FormatName::SagemakerCsv,
+            FormatArg::Csv => FormatName::Csv,
         },
+        default_timestamp: args.default_timestamp.clone(),
         filter: Filter {
             method: args.method.clone(),
             path_prefix: args.path_prefix.clone(),
             status: args.status.clone(),
         },
         max_reject_ratio: args.max_reject_ratio,
+        entity: match (&args.entity_param, &args.entity_regex) {
+            (Some(name), _) => EntitySource::QueryParam { name: name.clone() },
+            (None, Some(pattern)) => EntitySource::PathRegex { pattern: pattern.clone() },
+            (None, None) => EntitySource::User,
+        },
         ..IngestConfig::default_for(&args.inputs, &args.output)
     };
     let config = match &args.keep {

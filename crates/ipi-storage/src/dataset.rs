@@ -38,7 +38,38 @@
 //! Dropping a writer without committing leaves the committed state as it
 //! was. A reader still holding an older manifest may find its files gone
 //! after a newer commit's clean-up: open the dataset again.
+//!
+//! # Concurrency and memory
+//!
+//! Encoding Parquet (dictionaries, statistics, zstd) is what a write costs.
+//! A [`DatasetWriter`] gives each partition it writes a tokio task fed by a
+//! bounded channel: [`DatasetWriter::write`] queues the batch and returns,
+//! and the task encodes that partition's batches one after the other, in
+//! the order of the calls (the same calls make the same files), rolls its
+//! files over and uploads them. The encoding itself runs on tokio's
+//! blocking threads (`spawn_blocking`), never in the caller's task or on a
+//! runtime worker, and at most [`WriterOptions::encode_concurrency`]
+//! partitions (default: one per core) encode at a time. A task per partition
+//! rather than a blocking thread per partition keeps the upload, which is
+//! I/O, on the runtime and only the CPU work on blocking threads, and needs
+//! no thread for a partition that waits.
+//!
+//! Memory is bounded per open partition: at most 5 batches, 2 queued (a
+//! `write` waits while its partition's queue is full) and up to 3 that the
+//! task took for one encoding step (what is queued is encoded in one go, to
+//! save hand-offs between threads), plus its [`ParquetSink`]'s buffers: the
+//! row group in progress and the upload parts (about 158 MiB with the
+//! default [`ParquetOptions`]). A queued batch shares its buffers with the
+//! caller's: `write` copies no data.
+//!
+//! An error while encoding or uploading stops that partition's task. It
+//! comes back, with the object's URL, from the next `write` to that
+//! partition or else from [`close_files`](DatasetWriter::close_files) or
+//! [`commit`](DatasetWriter::commit); from then on the writer answers
+//! [`Error::WriterFailed`] and publishes nothing. Dropping a writer stops
+//! its tasks; their unfinished files are never published.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -46,10 +77,13 @@ use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -284,6 +318,10 @@ pub struct WriterOptions {
     pub target_file_rows: Option<u64>,
     /// Likewise for the (estimated) encoded size. Default 512 MiB.
     pub target_file_bytes: Option<u64>,
+    /// Partitions encoded at the same time at most (each partition's
+    /// batches are still encoded one after the other, in order). Default
+    /// [`std::thread::available_parallelism`]; 0 counts as 1.
+    pub encode_concurrency: usize,
 }
 
 impl Default for WriterOptions {
@@ -292,6 +330,7 @@ impl Default for WriterOptions {
             parquet: ParquetOptions::default(),
             target_file_rows: None,
             target_file_bytes: Some(512 * 1024 * 1024),
+            encode_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -327,6 +366,11 @@ pub struct CommitSummary {
 /// Writes the files of one transaction and publishes them atomically; see
 /// the [module documentation](self) for the protocol.
 ///
+/// Each partition is encoded by its own tokio task, so partitions encode in
+/// parallel while the caller goes on (see [Concurrency and
+/// memory](self#concurrency-and-memory)). It needs a tokio runtime for
+/// that; outside one it encodes in the caller's task.
+///
 /// ```
 /// # async fn f() -> ipi_storage::Result<()> {
 /// # use std::sync::Arc;
@@ -340,8 +384,11 @@ pub struct CommitSummary {
 /// let root = Location::parse("memory://doc-writer/scores")?;
 /// let mut writer = DatasetWriter::new(root, schema, WriteMode::ReplacePartitions);
 /// writer.write("date=2018-11-12", &batch).await?;
+/// // Replace this day's old files even though no row is written to it.
+/// writer.mark_written("date=2018-11-13")?;
 /// let summary = writer.commit().await?;
 /// assert_eq!(summary.rows, 2);
+/// assert_eq!(summary.partitions_written, ["date=2018-11-12", "date=2018-11-13"]);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -351,10 +398,29 @@ pub struct DatasetWriter {
     mode: WriteMode,
     txn: Uuid,
     options: WriterOptions,
-    open: BTreeMap<String, ParquetSink>,
+    /// The partitions with a file open (or a task running).
+    open: BTreeMap<String, Partition>,
+    /// The number of the next file of each partition closed so far.
     next_file: BTreeMap<String, u32>,
     closed: Vec<ManifestFile>,
     written: BTreeSet<String>,
+    /// Shared by the sinks of this writer: `encode_concurrency` permits.
+    /// Made at the first partition, after the last `with_options`.
+    permits: Option<Arc<Semaphore>>,
+    /// Why this writer cannot go on, once a partition failed.
+    failed: Option<String>,
+}
+
+impl Drop for DatasetWriter {
+    /// Stops the partitions' tasks: their open files are dropped unfinished
+    /// and nothing is published (as with a [`ParquetSink`] dropped).
+    fn drop(&mut self) {
+        for partition in self.open.values() {
+            if let Partition::Task { task, .. } = partition {
+                task.abort();
+            }
+        }
+    }
 }
 
 impl DatasetWriter {
@@ -371,12 +437,15 @@ impl DatasetWriter {
             next_file: BTreeMap::new(),
             closed: Vec::new(),
             written: BTreeSet::new(),
+            permits: None,
+            failed: None,
         }
     }
 
-    /// Uses these options for the files not yet started.
+    /// Uses these options for the partitions not yet started.
     pub fn with_options(mut self, options: WriterOptions) -> DatasetWriter {
         self.options = options;
+        self.permits = None;
         self
     }
 
@@ -391,65 +460,111 @@ impl DatasetWriter {
         &self.root
     }
 
-    /// The open file of a partition (`"date=2018-11-12"`, nested
-    /// `"a=1/b=2"`, or `None`/`""` for the root), started if needed.
-    ///
-    /// Asking for a partition marks it as written: with
+    /// Marks a partition (`"date=2018-11-12"`, nested `"a=1/b=2"`, or
+    /// `None`/`""` for the root) as written without writing to it: with
     /// [`WriteMode::ReplacePartitions`] its old files go even if no row is
-    /// written to it. Files with no rows are not kept.
-    pub fn partition<'a>(
-        &mut self,
-        partition: impl Into<Option<&'a str>>,
-    ) -> Result<&mut ParquetSink> {
+    /// written to it. [`write`](Self::write) marks its partition too.
+    pub fn mark_written<'a>(&mut self, partition: impl Into<Option<&'a str>>) -> Result<()> {
         let key = self.partition_key(partition.into())?;
-        self.written.insert(key.clone());
-        let sink = match self.open.entry(key) {
-            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                let n = self.next_file.entry(entry.key().clone()).or_insert(0);
-                let name = format!("part-{}-{:05}.parquet", self.txn, *n);
-                *n += 1;
-                let location = self.root.join(entry.key()).join(&name);
-                let sink = ParquetSink::create(
-                    &location,
-                    Arc::clone(&self.schema),
-                    &self.options.parquet,
-                )?;
-                entry.insert(sink)
-            }
-        };
-        Ok(sink)
+        self.written.insert(key);
+        Ok(())
     }
 
-    /// Writes a batch to a partition, starting a new file there when the
-    /// current one reaches [`WriterOptions::target_file_rows`] or
-    /// [`WriterOptions::target_file_bytes`].
+    /// Writes a batch to a partition (and marks it written), starting a new
+    /// file there when the current one reaches
+    /// [`WriterOptions::target_file_rows`] or
+    /// [`WriterOptions::target_file_bytes`]. Files with no rows are not
+    /// kept.
+    ///
+    /// The batch is queued for the partition's task and encoded there, in
+    /// the order of the calls; this waits only while the partition already
+    /// has its few batches queued. A batch whose column types are not the
+    /// writer's is refused at once ([`Error::SchemaMismatch`]). An error
+    /// while encoding or uploading comes back from a later `write` to the
+    /// same partition, or from [`close_files`](Self::close_files) and
+    /// [`commit`](Self::commit); from then on every call fails with
+    /// [`Error::WriterFailed`].
     pub async fn write<'a>(
         &mut self,
         partition: impl Into<Option<&'a str>>,
         batch: &RecordBatch,
     ) -> Result<()> {
+        self.check_not_failed()?;
         let key = self.partition_key(partition.into())?;
-        let (max_rows, max_bytes) = (self.options.target_file_rows, self.options.target_file_bytes);
-        let sink = self.partition(key.as_str())?;
-        sink.write(batch).await?;
-        let full = max_rows.is_some_and(|max| sink.rows() >= max)
-            || max_bytes.is_some_and(|max| sink.estimated_size() >= max);
-        if full && let Some(sink) = self.open.remove(&key) {
-            self.finish_file(key, sink).await?;
-        }
-        Ok(())
+        self.check_batch(batch)?;
+        self.written.insert(key.clone());
+        let partition = match self.open.entry(key.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let files = PartitionFiles::start(
+                    &self.root,
+                    &key,
+                    self.txn,
+                    &self.schema,
+                    &self.options,
+                    self.next_file.get(&key).copied().unwrap_or(0),
+                    self.permits.get_or_insert_with(|| {
+                        let n = self.options.encode_concurrency.clamp(1, Semaphore::MAX_PERMITS);
+                        Arc::new(Semaphore::new(n))
+                    }),
+                )?;
+                entry.insert(Partition::start(files))
+            }
+        };
+        let error = match partition.write(batch).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {
+                // The task has stopped, which it does only on an error.
+                let Some(partition) = self.open.remove(&key) else { return Ok(()) };
+                match partition.finish(self.root.join(&key)).await {
+                    Err(error) => error,
+                    Ok(_) => Error::WriterFailed {
+                        url: self.root.join(&key).to_string(),
+                        reason: "the partition's task stopped early".to_string(),
+                    },
+                }
+            }
+            Err(error) => {
+                self.open.remove(&key);
+                error
+            }
+        };
+        Err(self.fail(error))
     }
 
     /// Closes every open file, so that each exists in the store (still
-    /// unpublished). [`commit`](Self::commit) does this first; calling it
-    /// earlier only moves the work.
+    /// unpublished), and waits for the partitions' tasks.
+    /// [`commit`](Self::commit) does this first; calling it earlier only
+    /// moves the work. The first error of any partition is returned (the
+    /// others are logged).
     pub async fn close_files(&mut self) -> Result<()> {
+        self.check_not_failed()?;
         let open = std::mem::take(&mut self.open);
-        for (partition, sink) in open {
-            self.finish_file(partition, sink).await?;
+        // Close every channel first, so that all partitions finish at once.
+        let finishing: Vec<_> = open
+            .into_iter()
+            .map(|(key, partition)| {
+                let url = self.root.join(&key);
+                partition.finish(url).map(move |result| (key, result))
+            })
+            .collect();
+        let mut first_error = None;
+        for (key, result) in futures::future::join_all(finishing).await {
+            match result {
+                Ok(files) => {
+                    self.next_file.insert(key, files.next_file);
+                    self.closed.extend(files.closed);
+                }
+                Err(error) if first_error.is_none() => first_error = Some(error),
+                Err(error) => {
+                    tracing::error!(url = %self.root.join(&key), %error, "Failed to write a partition.");
+                }
+            }
         }
-        Ok(())
+        match first_error {
+            Some(error) => Err(self.fail(error)),
+            None => Ok(()),
+        }
     }
 
     /// Publishes this transaction (see the [module documentation](self)).
@@ -532,14 +647,49 @@ impl DatasetWriter {
         })
     }
 
-    async fn finish_file(&mut self, partition: String, sink: ParquetSink) -> Result<()> {
-        if sink.rows() == 0 {
-            return sink.abort().await;
+    /// Remembers that this writer failed, and returns the error.
+    fn fail(&mut self, error: Error) -> Error {
+        if self.failed.is_none() {
+            let mut reason = error.to_string();
+            let mut cause = std::error::Error::source(&error);
+            while let Some(e) = cause {
+                reason = format!("{reason}: {e}");
+                cause = e.source();
+            }
+            self.failed = Some(reason);
         }
-        let file = sink.close().await?;
-        let path = relative_path(self.root.path(), file.location.path()).unwrap_or_default();
-        self.closed.push(ManifestFile { path, size: file.size, rows: file.rows, partition });
-        Ok(())
+        error
+    }
+
+    fn check_not_failed(&self) -> Result<()> {
+        match &self.failed {
+            Some(reason) => {
+                Err(Error::WriterFailed { url: self.root.to_string(), reason: reason.clone() })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a batch whose columns are not of the writer's types (nested
+    /// field names aside), before it reaches an encoder.
+    fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
+        let (ours, theirs) = (self.schema.fields(), batch.schema_ref().fields());
+        let same = ours.len() == theirs.len()
+            && ours
+                .iter()
+                .zip(theirs.iter())
+                .all(|(a, b)| a.data_type().equals_datatype(b.data_type()));
+        if same {
+            return Ok(());
+        }
+        Err(Error::SchemaMismatch {
+            url: self.root.to_string(),
+            reason: format!(
+                "the writer has [{}], a batch has [{}]",
+                describe_fields(&self.schema),
+                describe_fields(batch.schema_ref())
+            ),
+        })
     }
 
     /// Validates a partition name: relative, `/`-separated, no empty, `.`,
@@ -569,6 +719,193 @@ impl DatasetWriter {
             }
         }
         Ok(trimmed.to_string())
+    }
+}
+
+/// Batches queued for a partition's task, besides those it is encoding.
+const QUEUED_BATCHES: usize = 2;
+
+/// Batches a partition's task takes from its queue for one encoding step.
+const BATCHES_PER_STEP: usize = QUEUED_BATCHES + 1;
+
+/// Where the batches of one partition go.
+#[derive(Debug)]
+enum Partition {
+    /// To a tokio task, through a bounded channel.
+    Task { batches: mpsc::Sender<RecordBatch>, task: JoinHandle<Result<PartitionFiles>> },
+    /// Straight to the files, in the caller's task: no tokio runtime.
+    Inline(Box<PartitionFiles>),
+}
+
+impl Partition {
+    /// Runs `files` in a task of the current tokio runtime, or inline when
+    /// there is none.
+    fn start(files: PartitionFiles) -> Partition {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let (batches, receiver) = mpsc::channel(QUEUED_BATCHES);
+                let task = runtime.spawn(files.run(receiver));
+                Partition::Task { batches, task }
+            }
+            Err(_) => Partition::Inline(Box::new(files)),
+        }
+    }
+
+    /// Queues the batch (waiting while the queue is full), or writes it when
+    /// inline. `Ok(false)` when the task has stopped: `finish` says why.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<bool> {
+        match self {
+            Partition::Task { batches, .. } => Ok(batches.send(batch.clone()).await.is_ok()),
+            Partition::Inline(files) => files.write(vec![batch.clone()]).await.map(|()| true),
+        }
+    }
+
+    /// Closes the channel at once; the future waits for the task to write
+    /// what is queued and close its file.
+    fn finish(self, url: Location) -> BoxFuture<'static, Result<PartitionFiles>> {
+        match self {
+            Partition::Task { batches, task } => {
+                drop(batches);
+                async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(Error::WriterFailed {
+                            url: url.to_string(),
+                            reason: format!("the partition's task ended abnormally: {e}"),
+                        })
+                    })
+                }
+                .boxed()
+            }
+            Partition::Inline(files) => files.finish().boxed(),
+        }
+    }
+}
+
+/// The files of one partition of a transaction, written in order: the sink
+/// of the current file and the files closed so far.
+#[derive(Debug)]
+struct PartitionFiles {
+    root: Location,
+    partition: String,
+    txn: Uuid,
+    schema: SchemaRef,
+    options: WriterOptions,
+    permits: Arc<Semaphore>,
+    next_file: u32,
+    sink: Option<ParquetSink>,
+    closed: Vec<ManifestFile>,
+}
+
+impl PartitionFiles {
+    /// Starts the partition's next file (so that a bad option fails here,
+    /// in the caller).
+    fn start(
+        root: &Location,
+        partition: &str,
+        txn: Uuid,
+        schema: &SchemaRef,
+        options: &WriterOptions,
+        next_file: u32,
+        permits: &Arc<Semaphore>,
+    ) -> Result<PartitionFiles> {
+        let mut files = PartitionFiles {
+            root: root.clone(),
+            partition: partition.to_string(),
+            txn,
+            schema: Arc::clone(schema),
+            options: options.clone(),
+            permits: Arc::clone(permits),
+            next_file,
+            sink: None,
+            closed: Vec::new(),
+        };
+        files.sink = Some(files.new_sink()?);
+        Ok(files)
+    }
+
+    /// The task: writes the batches as they come, and closes the file once
+    /// the channel is closed. Returns at the first error (the receiver is
+    /// dropped with it, which the next `send` sees).
+    async fn run(mut self, mut batches: mpsc::Receiver<RecordBatch>) -> Result<PartitionFiles> {
+        while let Some(first) = batches.recv().await {
+            // What else is queued goes into the same encoding step.
+            let mut step = vec![first];
+            while step.len() < BATCHES_PER_STEP
+                && let Ok(batch) = batches.try_recv()
+            {
+                step.push(batch);
+            }
+            self.write(step).await?;
+        }
+        self.finish().await
+    }
+
+    fn new_sink(&mut self) -> Result<ParquetSink> {
+        let name = format!("part-{}-{:05}.parquet", self.txn, self.next_file);
+        let location = self.root.join(&self.partition).join(&name);
+        let sink = ParquetSink::create(&location, Arc::clone(&self.schema), &self.options.parquet)?
+            .with_encode_permits(Arc::clone(&self.permits));
+        self.next_file += 1;
+        Ok(sink)
+    }
+
+    /// Writes batches in order, rolling over to a new file after the batch
+    /// that fills one.
+    async fn write(&mut self, mut batches: Vec<RecordBatch>) -> Result<()> {
+        let (max_rows, max_bytes) = (self.options.target_file_rows, self.options.target_file_bytes);
+        let full = move |rows: u64, size: u64| {
+            max_rows.is_some_and(|max| rows >= max) || max_bytes.is_some_and(|max| size >= max)
+        };
+        while !batches.is_empty() {
+            let mut sink = match self.sink.take() {
+                Some(sink) => sink,
+                None => self.new_sink()?,
+            };
+            match sink.write_until(batches.clone(), full).await {
+                Ok(written) => drop(batches.drain(..written)),
+                Err(error) => {
+                    abort_quietly(sink).await;
+                    return Err(error);
+                }
+            }
+            if full(sink.rows(), sink.estimated_size()) {
+                self.finish_file(sink).await?;
+            } else {
+                self.sink = Some(sink);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<PartitionFiles> {
+        if let Some(sink) = self.sink.take() {
+            self.finish_file(sink).await?;
+        }
+        Ok(self)
+    }
+
+    async fn finish_file(&mut self, sink: ParquetSink) -> Result<()> {
+        if sink.rows() == 0 {
+            return sink.abort().await;
+        }
+        let file = sink.close().await?;
+        let path = relative_path(self.root.path(), file.location.path()).unwrap_or_default();
+        self.closed.push(ManifestFile {
+            path,
+            size: file.size,
+            rows: file.rows,
+            partition: self.partition.clone(),
+        });
+        Ok(())
+    }
+}
+
+/// Aborts the upload of a sink that failed (best effort: the error that
+/// made it fail is the one to report).
+async fn abort_quietly(sink: ParquetSink) {
+    let url = sink.location().to_string();
+    if let Err(error) = sink.abort().await {
+        tracing::debug!(%url, %error, "Failed to abort an upload.");
     }
 }
 
@@ -693,17 +1030,24 @@ fn check_schema(root: &Location, manifest: &Manifest, schema: &Schema) -> Result
     if theirs.fields() == schema.fields() {
         return Ok(());
     }
-    let names = |s: &Schema| {
-        s.fields()
-            .iter()
-            .map(|f| format!("{}: {}", f.name(), f.data_type()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     Err(Error::SchemaMismatch {
         url: root.to_string(),
-        reason: format!("the dataset has [{}], this write has [{}]", names(&theirs), names(schema)),
+        reason: format!(
+            "the dataset has [{}], this write has [{}]",
+            describe_fields(&theirs),
+            describe_fields(schema)
+        ),
     })
+}
+
+/// `name: type, …` of a schema's fields, for error messages.
+fn describe_fields(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Deletes every object under `root` not in `keep`, except the manifest,
@@ -825,6 +1169,50 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Polls a future to completion on this thread, outside any tokio
+    /// runtime (the memory store never waits).
+    fn block_on<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn writes_inline_outside_a_tokio_runtime() {
+        use arrow_array::Int64Array;
+        let schema = Arc::new(Schema::new(vec![arrow_schema::Field::new(
+            "n",
+            arrow_schema::DataType::Int64,
+            false,
+        )]));
+        let batch = |values: Vec<i64>| {
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(values))])
+                .unwrap()
+        };
+        let root = Location::parse("memory://inline-writer/ds").unwrap();
+        let mut writer =
+            DatasetWriter::new(root.clone(), Arc::clone(&schema), WriteMode::Overwrite)
+                .with_options(WriterOptions {
+                    target_file_rows: Some(3),
+                    ..WriterOptions::default()
+                });
+        let summary = block_on(async {
+            for (day, values) in [("d=1", vec![1, 2]), ("d=2", vec![3]), ("d=1", vec![4, 5])] {
+                writer.write(day, &batch(values)).await?;
+            }
+            assert!(writer.open.values().all(|p| matches!(p, Partition::Inline(_))));
+            writer.commit().await
+        })
+        .unwrap();
+        assert_eq!((summary.files_written, summary.rows_written), (2, 5));
+        assert_eq!(summary.partitions_written, ["d=1", "d=2"]);
     }
 
     #[test]

@@ -108,6 +108,18 @@ pub enum Error {
         /// What the other writer did.
         reason: String,
     },
+
+    /// A [`DatasetWriter`](crate::DatasetWriter) cannot go on: writing one of
+    /// its partitions failed (that error was returned once, by a `write` or
+    /// by `close_files`/`commit`), or a partition's task ended abnormally.
+    /// Nothing of the transaction is published.
+    #[error("dataset writer for {url} failed: {reason}")]
+    WriterFailed {
+        /// The dataset root, or the partition whose task failed.
+        url: String,
+        /// The error that stopped it, with its causes.
+        reason: String,
+    },
 }
 
 impl Error {

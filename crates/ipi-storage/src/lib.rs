@@ -15,8 +15,9 @@
 //! * [`DatasetWriter`] and [`Dataset`]: Parquet files under a prefix whose
 //!   committed state is one manifest object, `_ipi_dataset.json`, replaced in
 //!   one atomic PUT. Readers see the old state or the new one, never a mix;
-//!   re-running a write replaces instead of duplicating. The protocol is
-//!   described in [`dataset`].
+//!   re-running a write replaces instead of duplicating. Partitions are
+//!   encoded in parallel, off the caller's task. The protocol and the
+//!   memory bound are described in [`dataset`].
 //! * [`put_atomic`] and [`put_if_absent`]: small objects such as run manifests.
 //!
 //! # Example

@@ -187,11 +187,37 @@ impl ParquetSink {
 
     /// Appends a batch (its schema must be the sink's).
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let (batch, rows) = (batch.clone(), batch.num_rows() as u64);
-        let encoded = self.encode(move |encoder| encoder.write(&batch)).await?;
+        self.write_until(vec![batch.clone()], |_, _| false).await.map(drop)
+    }
+
+    /// Appends `batches` in order in one encoding step, stopping after the
+    /// first one that leaves the file `full(rows, estimated_size)`; returns
+    /// how many it wrote. One step for several batches saves the hand-offs
+    /// between threads that a step per batch costs.
+    pub(crate) async fn write_until<F>(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        full: F,
+    ) -> Result<usize>
+    where
+        F: Fn(u64, u64) -> bool + Send + 'static,
+    {
+        let mut rows = self.rows;
+        let (encoded, (written, rows)) = self
+            .encode(move |encoder| {
+                for (i, batch) in batches.iter().enumerate() {
+                    encoder.write(batch)?;
+                    rows += batch.num_rows() as u64;
+                    if full(rows, estimated_size(encoder)) {
+                        return Ok((i + 1, rows));
+                    }
+                }
+                Ok((batches.len(), rows))
+            })
+            .await?;
         self.upload(encoded).await?;
-        self.rows += rows;
-        Ok(())
+        self.rows = rows;
+        Ok(written)
     }
 
     /// Where this sink writes.
@@ -207,13 +233,13 @@ impl ParquetSink {
     /// Encoded bytes so far, including the estimate for the row group in
     /// progress: what the file would roughly weigh if closed now.
     pub fn estimated_size(&self) -> u64 {
-        self.encoder.as_ref().map_or(0, |e| (e.bytes_written() + e.in_progress_size()) as u64)
+        self.encoder.as_ref().map_or(0, estimated_size)
     }
 
     /// Flushes the last row group, writes the footer and completes the
     /// upload; the object exists once this returns.
     pub async fn close(mut self) -> Result<WrittenFile> {
-        let encoded = self.encode(|encoder| encoder.finish().map(drop)).await?;
+        let (encoded, ()) = self.encode(|encoder| encoder.finish().map(drop)).await?;
         self.upload(encoded).await?;
         self.upload.shutdown().await.map_err(|e| self.io_error(e))?;
         let size = self.encoder.as_ref().map_or(0, |e| e.bytes_written() as u64);
@@ -226,16 +252,15 @@ impl ParquetSink {
     }
 
     /// Runs `step` on the encoder on a blocking thread (holding a permit,
-    /// when the sink has some) and returns the bytes it produced.
-    async fn encode<F>(&mut self, step: F) -> Result<Bytes>
+    /// when the sink has some); returns the bytes it produced and its result.
+    async fn encode<F, T>(&mut self, step: F) -> Result<(Bytes, T)>
     where
-        F: FnOnce(&mut ArrowWriter<Vec<u8>>) -> Result<(), ParquetError> + Send + 'static,
+        F: FnOnce(&mut ArrowWriter<Vec<u8>>) -> Result<T, ParquetError> + Send + 'static,
+        T: Send + 'static,
     {
-        let poisoned = |reason: String| Error::parquet(&self.location, ParquetError::General(reason));
-        let Some(mut encoder) = self.encoder.take() else {
-            return Err(poisoned("an earlier write to this file was cancelled or panicked".into()));
-        };
-        let _permit = match &self.permits {
+        let poisoned =
+            |reason: String| Error::parquet(&self.location, ParquetError::General(reason));
+        let permit = match &self.permits {
             Some(permits) => Some(
                 Arc::clone(permits)
                     .acquire_owned()
@@ -244,11 +269,16 @@ impl ParquetSink {
             ),
             None => None,
         };
+        let Some(mut encoder) = self.encoder.take() else {
+            return Err(poisoned("an earlier write to this file was cancelled or panicked".into()));
+        };
         let job = move || {
             let result = step(&mut encoder);
             // Everything the step flushed, whole row groups or the footer.
             let bytes = Bytes::from(std::mem::take(encoder.inner_mut()));
-            (encoder, result.map(|()| bytes))
+            // Free the slot now, not once this task is polled again.
+            drop(permit);
+            (encoder, result.map(|value| (bytes, value)))
         };
         let (encoder, result) = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime
@@ -276,6 +306,11 @@ impl ParquetSink {
             Err(other) => Error::parquet(&self.location, ParquetError::External(Box::new(other))),
         }
     }
+}
+
+/// Encoded bytes so far plus the estimate for the row group in progress.
+fn estimated_size(encoder: &ArrowWriter<Vec<u8>>) -> u64 {
+    (encoder.bytes_written() + encoder.in_progress_size()) as u64
 }
 
 /// How [`read_parquet`] reads.

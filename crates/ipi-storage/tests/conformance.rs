@@ -124,6 +124,8 @@ conformance!(
     replace_partitions_keeps_untouched_partitions,
     stale_writers_conflict,
     open_or_glob_reads_foreign_parquet,
+    interleaved_partitions_keep_write_order,
+    failed_partitions_publish_nothing,
 );
 
 // ---- helpers ---------------------------------------------------------------
@@ -185,6 +187,23 @@ async fn sum_ids(dataset: &Dataset) -> i64 {
         }
     }
     sum
+}
+
+/// The ids of each partition's files, in file order (paths sort by file
+/// number), concatenated.
+async fn ids_by_partition(dataset: &Dataset) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    for file in dataset.files() {
+        let options = ReadOptions::default().with_columns(["id"]).with_file_size(file.size);
+        let batches: Vec<RecordBatch> =
+            read_parquet(&file.location, &options).await.unwrap().try_collect().await.unwrap();
+        let ids = out.entry(file.partition.clone()).or_default();
+        for b in batches {
+            let column = b.column(0).as_any().downcast_ref::<Int64Array>().expect("id is Int64");
+            ids.extend(column.values().iter().copied());
+        }
+    }
+    out
 }
 
 // ---- object basics ---------------------------------------------------------
@@ -478,7 +497,7 @@ async fn replace_partitions_keeps_untouched_partitions(root: Location) {
 
     let mut rerun = DatasetWriter::new(root.clone(), schema(), WriteMode::ReplacePartitions);
     rerun.write("date=2018-11-12", &batch("2018-11-12", 1000..1010)).await.unwrap();
-    let _ = rerun.partition("date=2018-11-13").unwrap(); // replaced by nothing
+    rerun.mark_written("date=2018-11-13").unwrap(); // replaced by nothing
     let second = rerun.commit().await.unwrap();
     assert_eq!(second.partitions_written, ["date=2018-11-12", "date=2018-11-13"]);
     assert_eq!((second.files, second.rows, second.deleted), (3, 70, 4));
@@ -557,4 +576,138 @@ async fn open_or_glob_reads_foreign_parquet(root: Location) {
     let err = Dataset::open_or_glob(&root.join("absent")).await.unwrap_err();
     assert!(matches!(err, Error::NotADataset { .. }), "{err:?}");
     assert!(err.to_string().contains("absent"), "{err}");
+}
+
+// ---- concurrent partitions ------------------------------------------------
+
+/// Batches written round-robin to five partitions come back in write order
+/// per partition, rolled into the same files whatever the concurrency.
+async fn interleaved_partitions_keep_write_order(root: Location) {
+    const DAYS: [&str; 5] = ["2018-11-11", "2018-11-12", "2018-11-13", "2018-11-14", "2018-11-15"];
+    let mut published = Vec::new();
+    for (name, concurrency) in [("one", 1), ("four", 4)] {
+        let options = WriterOptions {
+            target_file_rows: Some(250),
+            encode_concurrency: concurrency,
+            ..WriterOptions::default()
+        };
+        let mut writer = DatasetWriter::new(root.join(name), schema(), WriteMode::Overwrite)
+            .with_options(options);
+        let mut expected = std::collections::BTreeMap::<String, Vec<i64>>::new();
+        // Ids count up in call order, so each partition's must come back
+        // increasing and complete.
+        let mut next = 0i64;
+        for _ in 0..12 {
+            for day in DAYS {
+                let ids = next..next + 50;
+                next += 50;
+                let partition = format!("date={day}");
+                expected.entry(partition.clone()).or_default().extend(ids.clone());
+                writer.write(partition.as_str(), &batch(day, ids)).await.unwrap();
+            }
+        }
+        let summary = writer.commit().await.unwrap();
+        // 600 rows a partition, rolled over at 250 rows: 250 + 250 + 100.
+        assert_eq!((summary.files_written, summary.rows_written), (15, 3000), "{name}");
+        let dataset = Dataset::open(&root.join(name)).await.unwrap();
+        assert_eq!(ids_by_partition(&dataset).await, expected, "{name}");
+        let rows: Vec<u64> = dataset.files().iter().map(|f| f.rows).collect();
+        assert_eq!(rows, [250, 250, 100].repeat(5), "{name}");
+        published.push((dataset, summary.commit));
+    }
+    // The same calls make the same bytes (file names aside).
+    let (one, four) = (&published[0].0, &published[1].0);
+    for (a, b) in one.files().iter().zip(four.files()) {
+        assert_eq!(a.path.replace(&published[0].1, "txn"), b.path.replace(&published[1].1, "txn"));
+        assert!(get_bytes(&a.location).await.unwrap() == get_bytes(&b.location).await.unwrap());
+    }
+
+    // A writer dropped with its partitions' tasks busy publishes nothing,
+    // and the next commit removes whatever it left.
+    let mut dropped = DatasetWriter::new(root.join("one"), schema(), WriteMode::Append);
+    for (i, day) in DAYS.iter().enumerate() {
+        dropped
+            .write(format!("date={day}").as_str(), &batch(day, 0..(i as i64 + 1)))
+            .await
+            .unwrap();
+    }
+    drop(dropped);
+    let still = Dataset::open(&root.join("one")).await.unwrap();
+    assert_eq!((still.num_rows(), still.commit_id()), (3000, Some(published[0].1.as_str())));
+    let rerun = DatasetWriter::new(root.join("one"), schema(), WriteMode::Append);
+    let summary = rerun.commit().await.unwrap();
+    assert_eq!((summary.files, summary.rows), (15, 3000));
+    let listing = raw_listing(&root.join("one")).await;
+    assert_eq!(listing.len(), 16, "{listing:?}");
+}
+
+/// A batch of the wrong types is refused by `write` itself. A partition
+/// that cannot be stored fails a later `write` or the commit, with its URL,
+/// and then the whole writer: nothing is published.
+async fn failed_partitions_publish_nothing(root: Location) {
+    let wrong = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("day", DataType::Utf8, false),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec!["1"])),
+            Arc::new(StringArray::from(vec!["2018-11-12"])),
+        ],
+    )
+    .unwrap();
+    let mut writer = DatasetWriter::new(root.clone(), schema(), WriteMode::Overwrite);
+    let err = writer.write("date=2018-11-12", &wrong).await.unwrap_err();
+    assert!(matches!(err, Error::SchemaMismatch { .. }), "{err:?}");
+    writer.write("date=2018-11-12", &batch("2018-11-12", 0..10)).await.unwrap();
+    let first = writer.commit().await.unwrap();
+    assert_eq!(first.rows, 10);
+
+    // Only local disk can be made to refuse an object: a file stands where
+    // a partition's directory would go.
+    if root.as_local_path().is_none() {
+        return;
+    }
+    put_atomic(&root.join("date=2018-11-13"), Bytes::from_static(b"in the way")).await.unwrap();
+
+    // Small files: the failure comes at the close, from the commit.
+    let mut writer = DatasetWriter::new(root.clone(), schema(), WriteMode::Overwrite);
+    writer.write("date=2018-11-12", &batch("2018-11-12", 0..20)).await.unwrap();
+    writer.write("date=2018-11-13", &batch("2018-11-13", 0..20)).await.unwrap();
+    let err = writer.commit().await.unwrap_err();
+    assert!(matches!(err, Error::ObjectStore { .. }), "{err:?}");
+    assert!(err.to_string().contains("/date=2018-11-13/part-"), "{err}");
+    let dataset = Dataset::open(&root).await.unwrap();
+    assert_eq!((dataset.num_rows(), dataset.commit_id()), (10, Some(first.commit.as_str())));
+
+    // A row group per batch and a tiny upload buffer: the upload starts, and
+    // fails, while batches are still being written.
+    let options = WriterOptions {
+        parquet: ParquetOptions {
+            max_row_group_rows: 10,
+            upload_part_size: 1,
+            ..ParquetOptions::default()
+        },
+        ..WriterOptions::default()
+    };
+    let mut writer =
+        DatasetWriter::new(root.clone(), schema(), WriteMode::Overwrite).with_options(options);
+    let mut failure = None;
+    for i in 0..100 {
+        let ids = i * 10..i * 10 + 10;
+        if let Err(e) = writer.write("date=2018-11-13", &batch("2018-11-13", ids)).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    let err = failure.expect("a write to the refused partition fails");
+    assert!(matches!(err, Error::ObjectStore { .. }), "{err:?}");
+    assert!(err.to_string().contains("/date=2018-11-13/part-"), "{err}");
+    // From then on the writer refuses everything, the commit included.
+    let again = writer.write("date=2018-11-12", &batch("2018-11-12", 0..1)).await.unwrap_err();
+    assert!(matches!(again, Error::WriterFailed { .. }), "{again:?}");
+    assert!(again.to_string().contains("date=2018-11-13"), "{again}");
+    let commit = writer.commit().await.unwrap_err();
+    assert!(matches!(commit, Error::WriterFailed { .. }), "{commit:?}");
+    assert_eq!(Dataset::open(&root).await.unwrap().commit_id(), Some(first.commit.as_str()));
 }
