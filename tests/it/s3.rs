@@ -62,3 +62,38 @@ print(json.dumps({"rows": rows, "users": len(users)}))
     assert_eq!(read["rows"].as_u64(), Some(rows));
     assert!(read["users"].as_u64().unwrap() > 1);
 }
+
+#[test]
+fn ingest_reads_gzipped_logs_from_s3_by_glob() {
+    let Some(prefix) = s3_prefix() else { return };
+    let root = repo_root();
+    let sample = std::fs::read(root.join("data/sample/access.log.gz")).unwrap();
+    // Two copies of the sample under a prefix, and a file the glob must skip.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for name in ["logs/a/access.log.gz", "logs/b/access.log.gz", "logs/b/notes.txt"] {
+            let location = ipi_storage::Location::parse(&format!("{prefix}/{name}")).unwrap();
+            ipi_storage::put_atomic(&location, sample.clone().into()).await.unwrap();
+        }
+    });
+    let local = run(ipi(&root)
+        .args(["ingest", "data/sample/access.log.gz", "--json", "--output"])
+        .arg(tempfile::tempdir().unwrap().path().join("events")));
+    assert_eq!(local.status.code(), Some(0), "{}", text(&local));
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+
+    let out = run(ipi(&root)
+        .args(["ingest", &format!("{prefix}/logs/*/*.gz"), "--json", "--output"])
+        .arg(format!("{prefix}/events")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let remote: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inputs = remote["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2, "{remote}");
+    for input in inputs {
+        assert!(input["source"].as_str().unwrap().starts_with("s3://"), "{input}");
+        assert_eq!(input["lines"], local["totals"]["lines"]);
+        assert_eq!(input["rejected"], local["totals"]["rejected"]);
+    }
+    let rows = |v: &serde_json::Value| v["totals"]["rows"].as_u64().unwrap();
+    assert_eq!(rows(&remote), 2 * rows(&local));
+}

@@ -179,6 +179,7 @@ pub enum EntitySource {
 /// The `format` setting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "snake_case"))]
 pub enum FormatName {
     #[default]
     Auto,

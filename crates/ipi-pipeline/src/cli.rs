@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipi_ingest::FormatName;
 
 const ABOUT: &str = "IP Insights on Arrow and Parquet: learn which IPv4 addresses each \
 entity normally uses, and score every new (entity, IP) event.";
@@ -122,8 +123,8 @@ pub struct IngestArgs {
     /// Input layout: access logs (`auto` decides per line), or tables
     /// (`sagemaker_csv`: SageMaker's headerless entity,ip CSV; `csv`: a header
     /// names entity, ip and timestamp columns).
-    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
-    pub format: FormatArg,
+    #[arg(long, value_enum, default_value_t = FormatName::Auto)]
+    pub format: FormatName,
     /// The time of every event of a table without a time column (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub default_timestamp: Option<String>,
@@ -152,18 +153,6 @@ pub struct IngestArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `--format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum FormatArg {
-    Auto,
-    Common,
-    Combined,
-    VhostCombined,
-    SagemakerCsv,
-    Csv,
 }
 
 /// A pipeline file and its parameter overrides.

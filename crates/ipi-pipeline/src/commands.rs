@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ipi_config::{Diagnostic, LoadOptions, Pipeline};
 
-use crate::cli::{Cli, Command, FormatArg, IngestArgs, PipelineArgs, ValidateArgs};
+use crate::cli::{Cli, Command, IngestArgs, PipelineArgs, ValidateArgs};
 use crate::exec::{self, StepStatus};
 use crate::exit::{self, Exit};
 use crate::steps::Registry;
@@ -136,18 +136,11 @@ fn steps(registry: &Registry) -> anyhow::Result<Exit> {
 }
 
 async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
-    use ipi_ingest::{EntitySource, Filter, FormatName, IngestConfig};
+    use ipi_ingest::{EntitySource, Filter, IngestConfig};
     let config = IngestConfig {
         inputs: args.inputs.clone(),
         output: args.output.clone(),
-        format: match args.format {
-            FormatArg::Auto => FormatName::Auto,
-            FormatArg::Common => FormatName::Common,
-            FormatArg::Combined => FormatName::Combined,
-            FormatArg::VhostCombined => FormatName::VhostCombined,
-            FormatArg::SagemakerCsv => FormatName::SagemakerCsv,
-            FormatArg::Csv => FormatName::Csv,
-        },
+        format: args.format,
         default_timestamp: args.default_timestamp.clone(),
         filter: Filter {
             method: args.method.clone(),
