@@ -56,9 +56,12 @@ pub struct InputSummary {
     pub counts: Counts,
 }
 
-/// Run an ingest. `progress`, when given, is told about bytes as they are
-/// parsed; `total_bytes` of the inputs (compressed) can be found with
-/// [`plan`].
+/// Run an ingest. `progress`, when given, is told how many (decompressed)
+/// bytes each parsed window held; [`plan`] gives the inputs' stored sizes
+/// for a total.
+///
+/// Inputs are read one after the other, each split into chunks parsed in
+/// parallel, so many small files use one core at a time (a known limit).
 pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Result<IngestSummary> {
     let clock = Instant::now();
     if let Some((field, problem)) = config.problems().into_iter().next() {
@@ -229,30 +232,59 @@ fn parse_input(
     let entity =
         EntityExtractor::new(&config.entity).map_err(|e| Error::Config(format!("entity: {e}")))?;
     let settings = ParseSettings { source, input, filter: &config.filter, keep, entity: &entity };
-    loop {
+    // A reader thread cuts chunks a window ahead, so reading (and gunzip)
+    // overlaps parsing; the channel bounds how far ahead it gets.
+    std::thread::scope(|scope| {
+        let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel(window);
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let reader = scope.spawn(move || {
+            loop {
+                while let Ok(buffer) = recycle_rx.try_recv() {
+                    chunker.recycle(buffer);
+                }
+                match chunker.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        if chunk_tx.send(Ok(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = chunk_tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+            chunker.bytes_read
+        });
         let mut chunks = Vec::with_capacity(window);
         chunks.extend(pending.take());
-        while chunks.len() < window {
-            match chunker.next_chunk().map_err(read_error)? {
-                Some(chunk) => chunks.push(chunk),
-                None => break,
+        let mut writer_gone = false;
+        while !writer_gone {
+            while chunks.len() < window {
+                match chunk_rx.recv() {
+                    Ok(chunk) => chunks.push(chunk.map_err(read_error)?),
+                    Err(_) => break,
+                }
             }
-        }
-        if chunks.is_empty() {
-            return Ok(chunker.bytes_read);
-        }
-        let parsed: Vec<ParsedChunk> =
-            chunks.par_iter().map(|chunk| parse_chunk(chunk, &settings)).collect();
-        if let Some(progress) = progress {
-            progress(chunks.iter().map(|c| c.bytes.len() as u64).sum());
-        }
-        for chunk in parsed {
-            if tx.blocking_send(chunk).is_err() {
-                // The writer stopped; its error is the one to report.
-                return Ok(chunker.bytes_read);
+            if chunks.is_empty() {
+                break;
             }
+            let parsed: Vec<ParsedChunk> =
+                chunks.par_iter().map(|chunk| parse_chunk(chunk, &settings)).collect();
+            if let Some(progress) = progress {
+                progress(chunks.iter().map(|c| c.bytes.len() as u64).sum());
+            }
+            for chunk in chunks.drain(..) {
+                let _ = recycle_tx.send(chunk.bytes);
+            }
+            // A closed channel means the writer stopped; its error is the
+            // one to report.
+            writer_gone = parsed.into_iter().any(|chunk| tx.blocking_send(chunk).is_err());
         }
-    }
+        drop(chunk_rx);
+        reader.join().map_err(|_| Error::Internal(format!("{source}: the reader thread panicked")))
+    })
 }
 
 fn top_reasons(reasons: &BTreeMap<String, u64>, n: usize) -> String {

@@ -60,6 +60,9 @@ pub struct Chunker<R> {
     seq: u64,
     next_line: u64,
     done: bool,
+    /// Buffers of chunks already parsed, to fill again: fresh ones cost a
+    /// page fault per 4 KiB.
+    spare: Vec<Vec<u8>>,
     /// Bytes read from the (decompressed) stream so far.
     pub bytes_read: u64,
 }
@@ -74,7 +77,16 @@ impl<R: Read> Chunker<R> {
             seq: 0,
             next_line: 1,
             done: false,
+            spare: Vec::new(),
             bytes_read: 0,
+        }
+    }
+
+    /// Hand back a chunk's buffer once it is parsed, to be filled again.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < 8 {
+            buffer.clear();
+            self.spare.push(buffer);
         }
     }
 
@@ -83,13 +95,16 @@ impl<R: Read> Chunker<R> {
         if self.done {
             return Ok(None);
         }
-        let mut buf = std::mem::take(&mut self.carry);
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
         loop {
             let filled = buf.len();
             if filled >= self.target
                 && let Some(last_newline) = memchr::memrchr(b'\n', &buf)
             {
-                self.carry = buf.split_off(last_newline + 1);
+                self.carry.extend_from_slice(&buf[last_newline + 1..]);
+                buf.truncate(last_newline + 1);
                 return Ok(Some(self.emit(buf)));
             }
             // Read into spare capacity: `read_to_end` does not zero it first.
