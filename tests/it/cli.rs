@@ -30,3 +30,27 @@ fn a_missing_pipeline_file_is_a_config_error() {
     assert_eq!(out.status.code(), Some(78));
     assert!(text(&out).contains("nope.toml"));
 }
+
+#[test]
+fn synth_is_deterministic_across_thread_counts_and_refuses_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut contents = Vec::new();
+    for threads in ["1", "2"] {
+        let output = dir.path().join(format!("t{threads}"));
+        let out = run(ipi(dir.path())
+            .args(["synth", "--users", "300", "--days", "2", "--seed", "9", "--threads", threads])
+            .arg("--output")
+            .arg(&output));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let mut files: Vec<_> =
+            std::fs::read_dir(output.join("logs")).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        contents.push(files.iter().map(|f| std::fs::read(f).unwrap()).collect::<Vec<_>>());
+    }
+    assert!(!contents[0].is_empty());
+    assert!(contents[0] == contents[1], "threads 1 and 2 wrote different logs");
+
+    let out = run(ipi(dir.path()).args(["synth", "--users", "0", "--output", "x"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--users"), "{}", text(&out));
+}

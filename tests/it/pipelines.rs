@@ -1,6 +1,13 @@
 //! The shipped pipeline files, run end to end.
 
+use std::path::Path;
+
 use crate::util::{ipi, repo_root, run, text};
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
 
 #[test]
 fn daily_runs_end_to_end_with_its_defaults() {
@@ -11,8 +18,36 @@ fn daily_runs_end_to_end_with_its_defaults() {
         .args(["run", "pipelines/daily.toml", "--param"])
         .arg(format!("store={}", store.display())));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    // The ingest step committed an events dataset.
-    let manifest = std::fs::read_to_string(store.join("events/_ipi_dataset.json")).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-    assert!(!manifest["files"].as_array().unwrap().is_empty());
+
+    // With no logs given, the demo was synthesised, with its labels...
+    let synth = &read_json(&store.join("demo/_manifest.json"))["summary"];
+    assert!(store.join("demo/labels/_ipi_dataset.json").exists());
+    assert!(synth["attack_lines"].as_u64().unwrap() > 0, "{synth}");
+    // ...and ingest read every line of it, and its login filter dropped
+    // exactly the traffic the generator says is not a successful login.
+    let ingest = &read_json(&store.join("events/_manifest.json"))["summary"]["totals"];
+    assert_eq!(ingest["rejected"], 0, "{ingest}");
+    assert_eq!(ingest["lines"], synth["lines"]);
+    assert_eq!(ingest["filtered"], synth["other_lines"]);
+    assert_eq!(ingest["rows"], synth["login_lines"]);
+    let events = read_json(&store.join("events/_ipi_dataset.json"));
+    assert!(!events["files"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn daily_passes_given_logs_through_instead_of_synthesising() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    let store = dir.path().join("store");
+    let out = run(ipi(&root)
+        .args(["run", "pipelines/daily.toml", "--param", "logs=data/sample/access.log.gz"])
+        .arg("--param")
+        .arg(format!("store={}", store.display())));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!store.join("demo").exists(), "nothing is synthesised when logs are given");
+    let ingest = &read_json(&store.join("events/_manifest.json"))["summary"]["totals"];
+    // The sample's three broken lines, and its logins (see data/README.md).
+    assert_eq!(ingest["lines"], 3003, "{ingest}");
+    assert_eq!(ingest["rejected"], 3, "{ingest}");
+    assert!(ingest["rows"].as_u64().unwrap() > 1000, "{ingest}");
 }

@@ -109,6 +109,73 @@ Examples:
   ipi-pipeline ingest train.csv --format sagemaker_csv --default-timestamp 2018-11-12T00:00:00Z \\
       --output events")]
     Ingest(IngestArgs),
+    /// Synthesise seeded login logs with labelled attacks (logs + labels/ Parquet).
+    #[command(after_help = "\
+The same seed and flags give byte-identical output at any thread count. Attack rates are
+attack logins per 1,000 normal logins; every attack is also a row of OUTPUT/labels/.
+
+Examples:
+  ipi-pipeline synth --users 10000 --days 10 --seed 1 --output var/ipi/synth
+  ipi-pipeline synth --users 1000 --days 3 --seed 7 --output demo --gzip --server-offset +0000
+  ipi-pipeline synth --users 500 --days 10 --seed 1 --output demo --random-ip 0 --cgnat 5
+  ipi-pipeline synth --users 10000 --days 10 --seed 1 --output s3://bucket/synth --format parquet")]
+    Synth(SynthArgs),
+}
+
+/// `ipi-pipeline synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// How many users (`user_0` ...).
+    #[arg(long, default_value_t = 1000)]
+    pub users: u64,
+    /// Days of traffic, ending at --end-date.
+    #[arg(long, default_value_t = 10)]
+    pub days: u32,
+    /// The seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write (a path or s3://bucket/prefix).
+    #[arg(short, long, value_name = "URL")]
+    pub output: String,
+    /// The first day after the window (default 2018-11-14, as SageMaker's generator).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub end_date: Option<chrono::NaiveDate>,
+    /// Write the events dataset (Parquet) directly instead of access logs.
+    #[arg(long)]
+    pub parquet: bool,
+    /// Gzip the log files.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Write every timestamp in this offset (e.g. +0000) instead of each user's own.
+    #[arg(long, value_name = "±HHMM", allow_hyphen_values = true)]
+    pub server_offset: Option<String>,
+    /// Share of lines that are not successful logins (0.0 to 0.95).
+    #[arg(long, value_name = "SHARE")]
+    pub other_traffic: Option<f64>,
+    /// An ip2asn TSV (iptoasn.com format) to draw networks from instead of the seeded table.
+    #[arg(long, value_name = "PATH")]
+    pub asn_file: Option<String>,
+    /// Worker threads (the output does not depend on it).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// `random_ip` attacks per 1,000 logins.
+    #[arg(long, value_name = "RATE")]
+    pub random_ip: Option<f64>,
+    /// `credential_stuffing` attacks per 1,000 logins.
+    #[arg(long, value_name = "RATE")]
+    pub credential_stuffing: Option<f64>,
+    /// `impossible_travel` attacks per 1,000 logins.
+    #[arg(long, value_name = "RATE")]
+    pub impossible_travel: Option<f64>,
+    /// `same_country_isp` attacks per 1,000 logins.
+    #[arg(long, value_name = "RATE")]
+    pub same_country_isp: Option<f64>,
+    /// `cgnat` attacks per 1,000 logins.
+    #[arg(long, value_name = "RATE")]
+    pub cgnat: Option<f64>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ipi-pipeline ingest`.

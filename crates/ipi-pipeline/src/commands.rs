@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ipi_config::{Diagnostic, LoadOptions, Pipeline};
 
-use crate::cli::{Cli, Command, IngestArgs, PipelineArgs, ValidateArgs};
+use crate::cli::{Cli, Command, IngestArgs, PipelineArgs, SynthArgs, ValidateArgs};
 use crate::exec::{self, StepStatus};
 use crate::exit::{self, Exit};
 use crate::steps::Registry;
@@ -19,6 +19,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Graph(args) => graph(&registry, &args),
         Command::Steps => steps(&registry),
         Command::Ingest(args) => ingest(&args).await,
+        Command::Synth(args) => synth(&args).await,
     }
 }
 
@@ -189,5 +190,45 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
         println!("  rejected {count:>8}  {reason}");
     }
     println!("wrote {} ({} days)", summary.output, summary.partitions.len());
+    Ok(Exit::Ok)
+}
+
+async fn synth(args: &SynthArgs) -> anyhow::Result<Exit> {
+    use ipi_synth::{OutputFormat, SynthConfig};
+    let mut config = SynthConfig::new(args.users, args.days, args.seed, args.output.clone());
+    if let Some(end_date) = args.end_date {
+        config.end_date = end_date;
+    }
+    if args.parquet {
+        config.format = OutputFormat::Parquet;
+    }
+    config.gzip = args.gzip;
+    config.server_offset = args.server_offset.clone();
+    config.asn_file = args.asn_file.clone();
+    config.threads = args.threads;
+    if let Some(share) = args.other_traffic {
+        config.other_traffic = share;
+    }
+    let rates = &mut config.attacks;
+    for (rate, arg) in [
+        (&mut rates.random_ip, args.random_ip),
+        (&mut rates.credential_stuffing, args.credential_stuffing),
+        (&mut rates.impossible_travel, args.impossible_travel),
+        (&mut rates.same_country_isp, args.same_country_isp),
+        (&mut rates.cgnat, args.cgnat),
+    ] {
+        if let Some(arg) = arg {
+            *rate = arg;
+        }
+    }
+    if let Some((field, problem)) = config.problems().into_iter().next() {
+        return Err(exit::usage(format!("--{}: {problem}", field.replace('_', "-"))));
+    }
+    let summary = crate::steps::synth::run(&config).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.to_table());
+    }
     Ok(Exit::Ok)
 }
