@@ -163,13 +163,7 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
         },
         None => config,
     };
-    if let Some(problem) = crate::steps::ingest::validate(&config).first() {
-        return Err(exit::usage(format!(
-            "--{}: {}",
-            problem.path.join(".").replace('_', "-"),
-            problem.message
-        )));
-    }
+    refuse_problems(config.problems())?;
     let summary = crate::steps::ingest::run(&config).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -221,9 +215,7 @@ async fn synth(args: &SynthArgs) -> anyhow::Result<Exit> {
             *rate = arg;
         }
     }
-    if let Some((field, problem)) = config.problems().into_iter().next() {
-        return Err(exit::usage(format!("--{}: {problem}", field.replace('_', "-"))));
-    }
+    refuse_problems(config.problems())?;
     let summary = crate::steps::synth::run(&config).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -231,4 +223,15 @@ async fn synth(args: &SynthArgs) -> anyhow::Result<Exit> {
         print!("{}", summary.to_table());
     }
     Ok(Exit::Ok)
+}
+
+/// A step config built from flags: its first problem is a usage error that
+/// names the flag (`default_timestamp` → `--default-timestamp`).
+fn refuse_problems(problems: Vec<(&'static str, String)>) -> anyhow::Result<()> {
+    match problems.into_iter().next() {
+        Some((field, problem)) => {
+            Err(exit::usage(format!("--{}: {problem}", field.replace('_', "-"))))
+        }
+        None => Ok(()),
+    }
 }

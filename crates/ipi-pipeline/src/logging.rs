@@ -70,3 +70,9 @@ pub fn bytes_style() -> ProgressStyle {
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
+
+/// A callback that advances `bar`, for the step crates' progress hooks.
+pub fn progress_fn(bar: &ProgressBar) -> std::sync::Arc<dyn Fn(u64) + Send + Sync> {
+    let bar = bar.clone();
+    std::sync::Arc::new(move |n: u64| bar.inc(n))
+}

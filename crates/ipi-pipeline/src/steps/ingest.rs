@@ -1,12 +1,10 @@
 //! The `ingest` step kind: access logs into the events dataset.
 
-use std::sync::Arc;
-
 use futures::future::BoxFuture;
-use ipi_config::{BodyError, ParamType, check_with_serde};
+use ipi_config::{BodyError, ParamType};
 use ipi_ingest::IngestConfig;
 
-use super::{StepContext, StepKind, StepReport};
+use super::{StepContext, StepKind, StepReport, check_config};
 use crate::logging;
 
 /// `uses = "ingest"`.
@@ -27,11 +25,7 @@ impl StepKind for Ingest {
     }
 
     fn check(&self, body: &toml::Table) -> Vec<BodyError> {
-        let mut errors = check_with_serde::<IngestConfig>(body);
-        if let Ok(config) = body.clone().try_into::<IngestConfig>() {
-            errors.extend(validate(&config));
-        }
-        errors
+        check_config(body, IngestConfig::problems)
     }
 
     fn run<'a>(
@@ -54,25 +48,12 @@ impl StepKind for Ingest {
     }
 }
 
-/// The crate's own checks, as body errors.
-pub fn validate(config: &IngestConfig) -> Vec<BodyError> {
-    config
-        .problems()
-        .into_iter()
-        .map(|(field, message)| BodyError { path: vec![field.to_owned()], message })
-        .collect()
-}
-
 /// Run an ingest with a progress bar over the input bytes.
 pub async fn run(config: &IngestConfig) -> anyhow::Result<ipi_ingest::IngestSummary> {
     let total: u64 = ipi_ingest::run::plan(config).await?.iter().map(|(_, size)| size).sum();
     let bar = logging::bar(total, "ingest");
     bar.set_style(logging::bytes_style());
-    let progress = {
-        let bar = bar.clone();
-        Arc::new(move |n: u64| bar.inc(n)) as ipi_ingest::run::ProgressFn
-    };
-    let summary = ipi_ingest::ingest(config, Some(progress)).await;
+    let summary = ipi_ingest::ingest(config, Some(logging::progress_fn(&bar))).await;
     bar.finish_and_clear();
     Ok(summary?)
 }

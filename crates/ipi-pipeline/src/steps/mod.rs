@@ -51,6 +51,27 @@ pub trait StepKind: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<StepReport>>;
 }
 
+/// Check a step's table against its strict config type `T`, then with the
+/// config's own `problems` (checks serde cannot express), all as body errors.
+pub fn check_config<T: serde::de::DeserializeOwned>(
+    body: &toml::Table,
+    problems: impl Fn(&T) -> Vec<(&'static str, String)>,
+) -> Vec<BodyError> {
+    let mut errors = ipi_config::check_with_serde::<T>(body);
+    if let Ok(config) = body.clone().try_into::<T>() {
+        errors.extend(as_body_errors(problems(&config)));
+    }
+    errors
+}
+
+/// A config's `(field, problem)` pairs as body errors.
+pub fn as_body_errors(problems: Vec<(&'static str, String)>) -> Vec<BodyError> {
+    problems
+        .into_iter()
+        .map(|(field, message)| BodyError { path: vec![field.to_owned()], message })
+        .collect()
+}
+
 /// Every step kind this binary knows.
 pub struct Registry {
     kinds: Vec<Box<dyn StepKind>>,

@@ -1,12 +1,10 @@
 //! The `synth` step kind: seeded synthetic logins with labelled attacks.
 
-use std::sync::Arc;
-
 use futures::future::BoxFuture;
-use ipi_config::{BodyError, ParamType, check_with_serde};
+use ipi_config::{BodyError, ParamType};
 use ipi_synth::SynthConfig;
 
-use super::{StepContext, StepKind, StepReport};
+use super::{StepContext, StepKind, StepReport, check_config};
 use crate::logging;
 
 /// The value of `logs` that asks for synthetic data.
@@ -48,15 +46,12 @@ impl StepKind for Synth {
 
     fn check(&self, body: &toml::Table) -> Vec<BodyError> {
         let (logs, config) = split(body);
-        let mut errors = check_with_serde::<SynthConfig>(&config);
+        let mut errors = check_config(&config, SynthConfig::problems);
         if logs.as_ref().is_some_and(|v| !v.is_str()) {
             errors.push(BodyError {
                 path: vec!["logs".into()],
                 message: format!("expected a URL or `{DEMO}`"),
             });
-        }
-        if let Ok(config) = config.try_into::<SynthConfig>() {
-            errors.extend(validate(&config));
         }
         errors
     }
@@ -93,23 +88,10 @@ impl StepKind for Synth {
     }
 }
 
-/// The crate's own checks, as body errors.
-pub fn validate(config: &SynthConfig) -> Vec<BodyError> {
-    config
-        .problems()
-        .into_iter()
-        .map(|(field, message)| BodyError { path: vec![field.to_owned()], message })
-        .collect()
-}
-
 /// Run a synth with a progress bar over the users.
 pub async fn run(config: &SynthConfig) -> anyhow::Result<ipi_synth::SynthSummary> {
     let bar = logging::bar(config.users, "synth");
-    let progress = {
-        let bar = bar.clone();
-        Arc::new(move |n: u64| bar.inc(n)) as Arc<dyn Fn(u64) + Send + Sync>
-    };
-    let summary = ipi_synth::synth(config, Some(progress)).await;
+    let summary = ipi_synth::synth(config, Some(logging::progress_fn(&bar))).await;
     bar.finish_and_clear();
     Ok(summary?)
 }
