@@ -150,3 +150,72 @@ fn sagemaker_csv_and_headed_csv_tables() {
     // 23:30 at -01:00 is 00:30 UTC the next day.
     assert_eq!(summary["partitions"], serde_json::json!(["date=2018-11-12", "date=2018-11-13"]));
 }
+
+/// Write a one-file Parquet table with these columns.
+fn write_table(path: &Path, columns: Vec<(&str, arrow_array::ArrayRef)>) {
+    let batch = arrow_array::RecordBatch::try_from_iter(columns).unwrap();
+    let location = ipi_storage::Location::parse(path.to_str().unwrap()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sink = ipi_storage::ParquetSink::create(
+            &location,
+            batch.schema(),
+            &ipi_storage::ParquetOptions::default(),
+        )
+        .unwrap();
+        sink.write(&batch).await.unwrap();
+        sink.close().await.unwrap();
+    });
+}
+
+#[test]
+fn parquet_tables_with_named_columns() {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
+
+    let dir = tempfile::tempdir().unwrap();
+    let users = Arc::new(StringArray::from(vec![Some("alice"), Some("bob"), None]));
+    let ips = Arc::new(StringArray::from(vec![Some("192.0.2.1"), Some("192.0.2.2"), Some("")]));
+    // 2018-11-12T23:30:00Z and 2018-11-13T00:30:00Z, and one more.
+    let times = [1_542_065_400_000_000, 1_542_069_000_000_000, 1_542_069_000_000_000];
+    let table = dir.path().join("table.parquet");
+    write_table(
+        &table,
+        vec![
+            ("user", users.clone()),
+            ("ip_address", ips.clone()),
+            (
+                "event_time",
+                Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")),
+            ),
+            ("status", Arc::new(Int64Array::from(vec![200, 200, 200]))),
+        ],
+    );
+    let out = run(ipi(&repo_root())
+        .args(["ingest", "--format", "parquet", "--json", "--max-reject-ratio", "1", "--output"])
+        .arg(dir.path().join("events"))
+        .arg(&table));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["totals"]["rows"], 2, "{summary}");
+    assert_eq!(summary["totals"]["reasons"]["ip: missing"], 1, "{summary}");
+    assert_eq!(summary["partitions"], serde_json::json!(["date=2018-11-12", "date=2018-11-13"]));
+
+    // Naive times could mean any instant: refused, naming the column.
+    let naive = dir.path().join("naive.parquet");
+    write_table(
+        &naive,
+        vec![
+            ("user", users),
+            ("ip", ips),
+            ("timestamp", Arc::new(TimestampMicrosecondArray::from(times.to_vec()))),
+        ],
+    );
+    let out = run(ipi(&repo_root())
+        .args(["ingest", "--format", "parquet", "--output"])
+        .arg(dir.path().join("naive-events"))
+        .arg(&naive));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("naive times"), "{}", text(&out));
+}

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, FixedOffset};
 
 use crate::config::{EntitySource, Filter};
-use crate::parse::{Decode, LineFormat, Record, parse_line_with};
+use crate::parse::{Decode, LineFormat, Record, Reject, parse_line_with};
 use crate::source::Chunk;
 use crate::table::{FieldSplitter, TableLayout, parse_table_line};
 
@@ -170,9 +170,15 @@ pub enum InputKind<'a> {
 /// What [`parse_chunk`] needs to know besides the bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseSettings<'a> {
+    pub input: InputKind<'a>,
+    pub rows: RowSettings<'a>,
+}
+
+/// How parsed records become rows, whatever the input.
+#[derive(Debug, Clone, Copy)]
+pub struct RowSettings<'a> {
     /// The input's URL, written in every row.
     pub source: &'a str,
-    pub input: InputKind<'a>,
     pub filter: &'a Filter,
     pub keep: Keep,
     pub entity: &'a EntityExtractor,
@@ -323,11 +329,10 @@ impl RejectsBuilder {
 
 /// Parse every line of a chunk.
 pub fn parse_chunk(chunk: &Chunk, settings: &ParseSettings<'_>) -> ParsedChunk {
-    let ParseSettings { source, input, filter, keep, entity } = *settings;
+    let ParseSettings { input, rows } = *settings;
+    let RowSettings { filter, keep, entity, .. } = rows;
     let mut splitter = FieldSplitter::default();
-    let mut days: BTreeMap<i64, EventsBuilder> = BTreeMap::new();
-    let mut rejects: Option<RejectsBuilder> = None;
-    let mut counts = Counts::default();
+    let mut out = ChunkBuilder::new(rows);
     let decode = Decode {
         request: keep.method
             || keep.path
@@ -339,45 +344,78 @@ pub fn parse_chunk(chunk: &Chunk, settings: &ParseSettings<'_>) -> ParsedChunk {
         vhost: keep.vhost,
         forwarded_for: keep.forwarded_for,
     };
-    let mut line_no = chunk.first_line;
-    {
-        for line in lines(&chunk.bytes) {
-            counts.lines += 1;
-            let parsed = match input {
-                InputKind::Log(format) => parse_line_with(line, format, decode),
-                InputKind::Table { layout, default_timestamp } => {
-                    parse_table_line(line, layout, default_timestamp, &mut splitter)
-                }
-            };
-            match parsed {
-                Ok(record) if filter.keeps(&record) => {
-                    counts.rows += 1;
-                    let day = record.timestamp_us.div_euclid(MICROS_PER_DAY);
-                    days.entry(day).or_insert_with(|| EventsBuilder::new(keep)).append(
-                        &record,
-                        entity.extract(&record).as_deref(),
-                        source,
-                        line_no,
-                    );
-                }
-                Ok(_) => counts.filtered += 1,
-                Err(reject) => {
-                    counts.rejected += 1;
-                    *counts.reasons.entry(reject.code()).or_default() += 1;
-                    let b = rejects.get_or_insert_with(RejectsBuilder::new);
-                    b.source.append_value(source);
-                    b.line.append_value(line_no);
-                    b.reason.append_value(reject.to_string());
-                    b.raw.append_value(line);
-                }
+    for (line_no, line) in (chunk.first_line..).zip(lines(&chunk.bytes)) {
+        let parsed = match input {
+            InputKind::Log(format) => parse_line_with(line, format, decode),
+            InputKind::Table { layout, default_timestamp } => {
+                parse_table_line(line, layout, default_timestamp, &mut splitter)
             }
-            line_no += 1;
+        };
+        match parsed {
+            Ok(record) => out.record(&record, line_no),
+            Err(reject) => out.reject(&reject, line, line_no),
         }
     }
-    ParsedChunk {
-        events: days.into_iter().map(|(day, b)| (day, b.finish())).collect(),
-        rejects: rejects.map(RejectsBuilder::finish),
-        counts,
+    out.finish()
+}
+
+/// Accumulates one chunk's events (by UTC day), rejects and counts.
+pub struct ChunkBuilder<'a> {
+    settings: RowSettings<'a>,
+    days: BTreeMap<i64, EventsBuilder>,
+    rejects: Option<RejectsBuilder>,
+    counts: Counts,
+}
+
+impl std::fmt::Debug for ChunkBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkBuilder").field("counts", &self.counts).finish_non_exhaustive()
+    }
+}
+
+impl<'a> ChunkBuilder<'a> {
+    /// An empty chunk.
+    pub fn new(settings: RowSettings<'a>) -> ChunkBuilder<'a> {
+        ChunkBuilder { settings, days: BTreeMap::new(), rejects: None, counts: Counts::default() }
+    }
+
+    /// A parsed record from line (or row) `line`: kept or filtered.
+    pub fn record(&mut self, record: &Record<'_>, line: u64) {
+        let RowSettings { source, filter, keep, entity } = self.settings;
+        self.counts.lines += 1;
+        if !filter.keeps(record) {
+            self.counts.filtered += 1;
+            return;
+        }
+        self.counts.rows += 1;
+        let day = record.timestamp_us.div_euclid(MICROS_PER_DAY);
+        self.days.entry(day).or_insert_with(|| EventsBuilder::new(keep)).append(
+            record,
+            entity.extract(record).as_deref(),
+            source,
+            line,
+        );
+    }
+
+    /// A line (or row) that could not be used, kept whole as `raw`.
+    pub fn reject(&mut self, reject: &Reject, raw: &[u8], line: u64) {
+        self.counts.lines += 1;
+        self.counts.rejected += 1;
+        *self.counts.reasons.entry(reject.code()).or_default() += 1;
+        let b = self.rejects.get_or_insert_with(RejectsBuilder::new);
+        b.source.append_value(self.settings.source);
+        b.line.append_value(line);
+        b.reason.append_value(reject.to_string());
+        b.raw.append_value(raw);
+    }
+
+    /// The chunk's batches and counts.
+    pub fn finish(self) -> ParsedChunk {
+        ParsedChunk {
+            events: self.days.into_iter().map(|(day, b)| (day, b.finish())).collect(),
+            rejects: self.rejects.map(RejectsBuilder::finish),
+            counts: self.counts,
+        }
     }
 }
 
@@ -428,11 +466,13 @@ garbage\n\
             status: vec![200],
         };
         let settings = ParseSettings {
-            source: "mem://x",
             input: InputKind::Log(LineFormat::Auto),
-            filter: &filter,
-            keep: Keep::ALL,
-            entity: &EntityExtractor::User,
+            rows: RowSettings {
+                source: "mem://x",
+                filter: &filter,
+                keep: Keep::ALL,
+                entity: &EntityExtractor::User,
+            },
         };
         let parsed = parse_chunk(&chunk, &settings);
         let c = &parsed.counts;
@@ -460,11 +500,13 @@ mod keep_tests {
         let keep = Keep::from_names(&["path"]).unwrap();
         let filter = Filter::default();
         let settings = ParseSettings {
-            source: "s",
             input: InputKind::Log(LineFormat::Auto),
-            filter: &filter,
-            keep,
-            entity: &EntityExtractor::User,
+            rows: RowSettings {
+                source: "s",
+                filter: &filter,
+                keep,
+                entity: &EntityExtractor::User,
+            },
         };
         let parsed = parse_chunk(&chunk, &settings);
         let batch = parsed.events.values().next().unwrap();

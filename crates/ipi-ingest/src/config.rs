@@ -27,7 +27,8 @@ pub struct IngestConfig {
     /// The input layout: access logs as `auto` (decided per line),
     /// `common`, `combined` or `vhost_combined`; or tables as
     /// `sagemaker_csv` (SageMaker's `entity,ip` training CSV, no header) or
-    /// `csv` (a header names the columns; see the `table` module).
+    /// `csv` (a header names the columns; see the `table` module), or
+    /// `parquet` (the same column names; see the `parquet_input` module).
     #[serde(default)]
     pub format: FormatName,
     /// The time of every event of a table input that has no time column,
@@ -188,6 +189,7 @@ pub enum FormatName {
     VhostCombined,
     SagemakerCsv,
     Csv,
+    Parquet,
 }
 
 impl FormatName {
@@ -198,7 +200,7 @@ impl FormatName {
             FormatName::Common => Some(LineFormat::Common),
             FormatName::Combined => Some(LineFormat::Combined),
             FormatName::VhostCombined => Some(LineFormat::VhostCombined),
-            FormatName::SagemakerCsv | FormatName::Csv => None,
+            FormatName::SagemakerCsv | FormatName::Csv | FormatName::Parquet => None,
         }
     }
 }

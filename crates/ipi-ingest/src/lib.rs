@@ -22,6 +22,7 @@ assert_eq!(record.tz_offset_minutes, -7 * 60);
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod parquet_input;
 pub mod parse;
 pub mod run;
 pub mod source;

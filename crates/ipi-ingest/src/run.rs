@@ -20,10 +20,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::batch::{
-    Counts, EntityExtractor, InputKind, Keep, ParseSettings, ParsedChunk, parse_chunk, partition_of,
+    Counts, EntityExtractor, InputKind, Keep, ParseSettings, ParsedChunk, RowSettings, parse_chunk,
+    partition_of,
 };
 use crate::config::{FormatName, IngestConfig};
 use crate::error::{Error, Result};
+use crate::parquet_input::{ParquetLayout, parse_batch};
 use crate::parse::LineFormat;
 use crate::source::{Chunker, open};
 use crate::table::{TableLayout, parse_instant};
@@ -80,16 +82,22 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
     let mut per_input = Vec::new();
     let mut partitions = std::collections::BTreeSet::new();
     let mut bytes_read = 0;
-    for (location, _) in &inputs {
+    for &(ref location, size) in &inputs {
         let source = location.to_string();
         let (tx, mut rx) = mpsc::channel::<ParsedChunk>(4);
         let handle = tokio::runtime::Handle::current();
         let parser = {
             let (location, config, source, progress) =
                 (location.clone(), config.clone(), source.clone(), progress.clone());
-            tokio::task::spawn_blocking(move || {
-                parse_input(&location, &config, &source, &handle, &tx, progress.as_ref())
-            })
+            if config.format == FormatName::Parquet {
+                tokio::spawn(async move {
+                    parse_parquet_input(&location, size, &config, &source, &tx).await
+                })
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    parse_input(&location, &config, &source, &handle, &tx, progress.as_ref())
+                })
+            }
         };
         // Encode and upload in input order while the next chunks parse.
         let rejects_partition = format!("source_id={:016x}", ipi_core::hash::entity_hash(&source));
@@ -231,7 +239,10 @@ fn parse_input(
         .map_err(|name| Error::Config(format!("keep: unknown column `{name}`")))?;
     let entity =
         EntityExtractor::new(&config.entity).map_err(|e| Error::Config(format!("entity: {e}")))?;
-    let settings = ParseSettings { source, input, filter: &config.filter, keep, entity: &entity };
+    let settings = ParseSettings {
+        input,
+        rows: RowSettings { source, filter: &config.filter, keep, entity: &entity },
+    };
     // A reader thread cuts chunks a window ahead, so reading (and gunzip)
     // overlaps parsing; the channel bounds how far ahead it gets.
     std::thread::scope(|scope| {
@@ -285,6 +296,39 @@ fn parse_input(
         drop(chunk_rx);
         reader.join().map_err(|_| Error::Internal(format!("{source}: the reader thread panicked")))
     })
+}
+
+/// Read a Parquet table input batch by batch, sending parsed chunks in
+/// order. Returns the bytes of the object (`size`, from the listing).
+async fn parse_parquet_input(
+    location: &Location,
+    size: u64,
+    config: &IngestConfig,
+    source: &str,
+    tx: &mpsc::Sender<ParsedChunk>,
+) -> Result<u64> {
+    use futures::TryStreamExt as _;
+    let options = ipi_storage::ReadOptions::default().with_batch_size(64 * 1024);
+    let mut stream = ipi_storage::read_parquet(location, &options)
+        .await
+        .map_err(|e| Error::storage(source, e))?;
+    let default_timestamp = config.default_timestamp.as_deref().and_then(parse_instant);
+    let layout = ParquetLayout::from_schema(stream.schema(), default_timestamp.is_some())
+        .map_err(|e| Error::Config(format!("{source}: {e}")))?;
+    let keep = Keep::from_names(&config.keep)
+        .map_err(|name| Error::Config(format!("keep: unknown column `{name}`")))?;
+    let entity =
+        EntityExtractor::new(&config.entity).map_err(|e| Error::Config(format!("entity: {e}")))?;
+    let rows = RowSettings { source, filter: &config.filter, keep, entity: &entity };
+    let mut first_row = 1;
+    while let Some(batch) = stream.try_next().await.map_err(|e| Error::storage(source, e))? {
+        let chunk = parse_batch(&batch, &layout, default_timestamp, rows, first_row);
+        first_row += batch.num_rows() as u64;
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    Ok(size)
 }
 
 fn top_reasons(reasons: &BTreeMap<String, u64>, n: usize) -> String {

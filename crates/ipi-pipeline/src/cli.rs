@@ -188,8 +188,8 @@ pub struct IngestArgs {
     #[arg(short, long, value_name = "URL")]
     pub output: String,
     /// Input layout: access logs (`auto` decides per line), or tables
-    /// (`sagemaker_csv`: SageMaker's headerless entity,ip CSV; `csv`: a header
-    /// names entity, ip and timestamp columns).
+    /// (`sagemaker_csv`: SageMaker's headerless entity,ip CSV; `csv` or `parquet`:
+    /// named entity, ip and timestamp columns).
     #[arg(long, value_enum, default_value_t = FormatName::Auto)]
     pub format: FormatName,
     /// The time of every event of a table without a time column (RFC 3339).
