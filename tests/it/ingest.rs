@@ -113,6 +113,27 @@ fn the_real_logs_are_all_accounted_for() {
     let (dir, summary) = ingest(&inputs);
     assert_accounted(&summary);
     assert_duckdb_agrees(&dir.path().join("events"), &inputs);
+    assert_rows_in_input_order(&dir.path().join("events"), &inputs);
+}
+
+/// In every file, rows come in input order: sources as given, and lines
+/// rising within a source, however the inputs' parsing overlapped.
+fn assert_rows_in_input_order(events: &Path, inputs: &[&Path]) {
+    let Some(python) = test_python() else { return };
+    let script = r#"
+import glob, json, sys
+import pyarrow.parquet as pq
+order = {"file://" + p: i for i, p in enumerate(sys.argv[2:])}
+checked = 0
+for f in sorted(glob.glob(sys.argv[1] + "/date=*/*.parquet")):
+    t = pq.read_table(f, columns=["source", "line"])
+    keys = [(order[s], l) for s, l in zip(t.column("source").to_pylist(), t.column("line").to_pylist())]
+    assert keys == sorted(keys), f
+    checked += len(keys)
+print(checked)
+"#;
+    let out = run(Command::new(python).arg("-c").arg(script).arg(events).args(inputs));
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]

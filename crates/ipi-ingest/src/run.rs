@@ -62,8 +62,8 @@ pub struct InputSummary {
 /// bytes each parsed window held; [`plan`] gives the inputs' stored sizes
 /// for a total.
 ///
-/// Inputs are read one after the other, each split into chunks parsed in
-/// parallel, so many small files use one core at a time (a known limit).
+/// Each input is split into chunks parsed in parallel, and the next input
+/// is parsed while one is written; rows are written in input order.
 pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Result<IngestSummary> {
     let clock = Instant::now();
     if let Some((field, problem)) = config.problems().into_iter().next() {
@@ -82,23 +82,18 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
     let mut per_input = Vec::new();
     let mut partitions = std::collections::BTreeSet::new();
     let mut bytes_read = 0;
-    for &(ref location, size) in &inputs {
-        let source = location.to_string();
-        let (tx, mut rx) = mpsc::channel::<ParsedChunk>(4);
-        let handle = tokio::runtime::Handle::current();
-        let parser = {
-            let (location, config, source, progress) =
-                (location.clone(), config.clone(), source.clone(), progress.clone());
-            if config.format == FormatName::Parquet {
-                tokio::spawn(async move {
-                    parse_parquet_input(&location, size, &config, &source, &tx).await
-                })
-            } else {
-                tokio::task::spawn_blocking(move || {
-                    parse_input(&location, &config, &source, &handle, &tx, progress.as_ref())
-                })
-            }
-        };
+    // Each input gets a parser feeding its own bounded channel; the next
+    // input's parser starts while this one's batches are written, so a
+    // directory of small files keeps every core busy, and batches are still
+    // written in input order (the output does not depend on timing).
+    let mut queue = inputs.iter();
+    let mut running = std::collections::VecDeque::new();
+    loop {
+        while running.len() < INPUTS_AHEAD {
+            let Some((location, size)) = queue.next() else { break };
+            running.push_back(start_parser(location, *size, config, progress.clone()));
+        }
+        let Some((source, mut rx, parser)) = running.pop_front() else { break };
         // Encode and upload in input order while the next chunks parse.
         let rejects_partition = format!("source_id={:016x}", ipi_core::hash::entity_hash(&source));
         let mut counts = Counts::default();
@@ -158,6 +153,32 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
         .await
         .map_err(|e| Error::storage(&config.output, e))?;
     Ok(summary)
+}
+
+/// Inputs parsed at once: the one being written and the next.
+const INPUTS_AHEAD: usize = 2;
+
+type Parser = (String, mpsc::Receiver<ParsedChunk>, tokio::task::JoinHandle<Result<u64>>);
+
+/// Start parsing one input into a bounded channel.
+fn start_parser(
+    location: &Location,
+    size: u64,
+    config: &IngestConfig,
+    progress: Option<ProgressFn>,
+) -> Parser {
+    let source = location.to_string();
+    let (tx, rx) = mpsc::channel::<ParsedChunk>(4);
+    let (location, config, name) = (location.clone(), config.clone(), source.clone());
+    let parser = if config.format == FormatName::Parquet {
+        tokio::spawn(async move { parse_parquet_input(&location, size, &config, &name, &tx).await })
+    } else {
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            parse_input(&location, &config, &name, &handle, &tx, progress.as_ref())
+        })
+    };
+    (source, rx, parser)
 }
 
 /// How events are encoded: zstd level 1 (encoding is the costliest part of an
