@@ -51,3 +51,28 @@ fn daily_passes_given_logs_through_instead_of_synthesising() {
     assert_eq!(ingest["rejected"], 3, "{ingest}");
     assert!(ingest["rows"].as_u64().unwrap() > 1000, "{ingest}");
 }
+
+#[test]
+fn daily_splits_the_demo_out_of_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    let store = dir.path().join("store");
+    let out = run(ipi(&root)
+        .args(["run", "pipelines/daily.toml", "--param", "date=2018-11-13", "--param"])
+        .arg(format!("store={}", store.display())));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = read_json(&store.join("splits/2018-11-13/_manifest.json"));
+    let ingest = &read_json(&store.join("events/_manifest.json"))["summary"]["totals"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let dropped = &report["dropped"];
+    let total = n(&report["train"]["rows"])
+        + n(&report["validation"]["rows"])
+        + n(&report["test"]["rows"])
+        + n(&dropped["null_entity"])
+        + n(&dropped["non_ipv4"])
+        + n(&dropped["gap"])
+        + n(&dropped["unseen_entity"]);
+    assert_eq!(total, n(&ingest["rows"]), "{report}");
+    assert_eq!(report["leakage_check_passed"], true, "{report}");
+    assert!(n(&report["test"]["rows"]) > 0 && n(&report["validation"]["rows"]) > 0);
+}

@@ -120,6 +120,59 @@ Examples:
   ipi-pipeline synth --users 500 --days 10 --seed 1 --output demo --random-ip 0 --cgnat 5
   ipi-pipeline synth --users 10000 --days 10 --seed 1 --output s3://bucket/synth --format parquet")]
     Synth(SynthArgs),
+    /// Cut events into out-of-time train, validation and test sets (UTC instants).
+    #[command(after_help = "\
+Windows are half-open: train < train_end <= validation < validation_end <= test.
+Every comparison is on UTC instants, whatever offset each log line was written in.
+
+Examples:
+  ipi-pipeline split --input var/ipi/events --output var/ipi/splits --validation 1d --test 2d
+  ipi-pipeline split --input events --output splits \\
+      --train-end 2018-11-11T00:00:00Z --validation-end 2018-11-12T00:00:00-08:00
+  ipi-pipeline split --input events --output splits --timezone America/New_York \\
+      --train-end 2018-11-11 --validation-end 2018-11-12 --sagemaker-csv")]
+    Split(SplitArgs),
+}
+
+/// `ipi-pipeline split`.
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// The events dataset (local path).
+    #[arg(short, long, value_name = "URL")]
+    pub input: String,
+    /// Where to write train/, validation/ and test/ (local path).
+    #[arg(short, long, value_name = "URL")]
+    pub output: String,
+    /// The end of train: an RFC 3339 instant, or a local time with --timezone.
+    #[arg(long, value_name = "TIME", requires = "validation_end")]
+    pub train_end: Option<String>,
+    /// The end of validation (the start of test).
+    #[arg(long, value_name = "TIME", requires = "train_end")]
+    pub validation_end: Option<String>,
+    /// IANA zone for local --train-end / --validation-end (DST-correct).
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Validation length back from the end of the data (e.g. 1d), before --test.
+    #[arg(long, value_name = "DURATION", conflicts_with = "train_end", requires = "test")]
+    pub validation: Option<String>,
+    /// Test length back from the end of the data (e.g. 2d).
+    #[arg(long, value_name = "DURATION", conflicts_with = "train_end", requires = "validation")]
+    pub test: Option<String>,
+    /// A gap between windows; rows in it are dropped and counted.
+    #[arg(long, value_name = "DURATION")]
+    pub gap: Option<String>,
+    /// Seed of the train shuffle.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Drop validation and test rows whose entity never appears in train.
+    #[arg(long)]
+    pub drop_unseen_entities: bool,
+    /// Also write SageMaker's headerless entity,ip CSV for each split.
+    #[arg(long)]
+    pub sagemaker_csv: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ipi-pipeline synth`.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ipi_config::{Diagnostic, LoadOptions, Pipeline};
 
-use crate::cli::{Cli, Command, IngestArgs, PipelineArgs, SynthArgs, ValidateArgs};
+use crate::cli::{Cli, Command, IngestArgs, PipelineArgs, SplitArgs, SynthArgs, ValidateArgs};
 use crate::exec::{self, StepStatus};
 use crate::exit::{self, Exit};
 use crate::steps::Registry;
@@ -20,6 +20,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Steps => steps(&registry),
         Command::Ingest(args) => ingest(&args).await,
         Command::Synth(args) => synth(&args).await,
+        Command::Split(args) => split(&args).await,
     }
 }
 
@@ -234,4 +235,28 @@ fn refuse_problems(problems: Vec<(&'static str, String)>) -> anyhow::Result<()> 
         }
         None => Ok(()),
     }
+}
+
+async fn split(args: &SplitArgs) -> anyhow::Result<Exit> {
+    let config = ipi_split::SplitConfig {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        train_end: args.train_end.clone(),
+        validation_end: args.validation_end.clone(),
+        timezone: args.timezone.clone(),
+        validation: args.validation.clone(),
+        test: args.test.clone(),
+        gap: args.gap.clone(),
+        seed: args.seed,
+        drop_unseen_entities: args.drop_unseen_entities,
+        sagemaker_csv: args.sagemaker_csv,
+    };
+    refuse_problems(config.problems())?;
+    let report = ipi_split::split(&config).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(Exit::Ok)
 }

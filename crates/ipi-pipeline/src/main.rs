@@ -47,6 +47,48 @@ fn report(error: &anyhow::Error) -> Exit {
         return Exit::Ok;
     }
     let code = exit::code_of(error);
-    eprintln!("error: {error:#}");
+    eprintln!("error: {}", chain_text(error));
     code
+}
+
+/// An error and its causes, joined by `: ` (as `{:#}` does), leaving out a
+/// cause whose text the message already holds: many errors print their
+/// source as part of their own message.
+fn chain_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_text_says_each_cause_once() {
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "x.log: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::other("disk on fire");
+        let error = anyhow::Error::new(Wrapped(io)).context("step `ingest` failed");
+        assert_eq!(chain_text(&error), "step `ingest` failed: x.log: disk on fire");
+    }
 }

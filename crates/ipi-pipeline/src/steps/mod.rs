@@ -7,6 +7,7 @@
 //! of pipelines; this module is the only place that joins the two.
 
 pub mod ingest;
+pub mod split;
 pub mod synth;
 
 use std::collections::BTreeMap;
@@ -86,7 +87,9 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// The registry of this build. Each step issue adds its kind here.
     pub fn builtin() -> Registry {
-        Registry { kinds: vec![Box::new(synth::Synth), Box::new(ingest::Ingest)] }
+        Registry {
+            kinds: vec![Box::new(synth::Synth), Box::new(ingest::Ingest), Box::new(split::Split)],
+        }
     }
 
     /// The step kind named `kind`.
