@@ -192,21 +192,13 @@ fn record_at<'b>(
                 .ok_or(reject("status", RejectKind::Malformed("a three-digit HTTP status")))?,
         ),
     };
-    Ok(Record {
-        vhost: None,
-        client: Cow::Borrowed(ip),
-        forwarded_for: None,
-        user: entity.filter(|e| !e.is_empty() && *e != "-").map(Cow::Borrowed),
+    Ok(Record::table_row(
+        Cow::Borrowed(ip),
+        entity.map(Cow::Borrowed),
         timestamp_us,
         tz_offset_minutes,
-        method: None,
-        path: None,
-        protocol: None,
         status,
-        bytes: None,
-        referer: None,
-        user_agent: None,
-    })
+    ))
 }
 
 /// The row as text, for the rejects' `raw` column: its values joined by `,`.

@@ -84,6 +84,34 @@ pub struct Record<'a> {
     pub user_agent: Option<Cow<'a, str>>,
 }
 
+impl<'a> Record<'a> {
+    /// A row of a table input: no request line, referer or agent. An empty
+    /// entity or `-` means none, as in logs.
+    pub fn table_row(
+        client: Cow<'a, str>,
+        entity: Option<Cow<'a, str>>,
+        timestamp_us: i64,
+        tz_offset_minutes: i16,
+        status: Option<u16>,
+    ) -> Record<'a> {
+        Record {
+            vhost: None,
+            client,
+            forwarded_for: None,
+            user: entity.filter(|e| !e.is_empty() && e != "-"),
+            timestamp_us,
+            tz_offset_minutes,
+            method: None,
+            path: None,
+            protocol: None,
+            status,
+            bytes: None,
+            referer: None,
+            user_agent: None,
+        }
+    }
+}
+
 /// Why a line was rejected: the field and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {

@@ -169,21 +169,13 @@ pub fn parse_table_line<'a>(
         ),
         None => None,
     };
-    Ok(Record {
-        vhost: None,
-        client: Cow::Owned(ip),
-        forwarded_for: None,
-        user: (!entity.is_empty() && entity != "-").then_some(Cow::Owned(entity)),
-        timestamp_us: instant.timestamp_micros(),
-        tz_offset_minutes: (instant.offset().local_minus_utc() / 60) as i16,
-        method: None,
-        path: None,
-        protocol: None,
+    Ok(Record::table_row(
+        Cow::Owned(ip),
+        Some(Cow::Owned(entity)),
+        instant.timestamp_micros(),
+        (instant.offset().local_minus_utc() / 60) as i16,
         status,
-        bytes: None,
-        referer: None,
-        user_agent: None,
-    })
+    ))
 }
 
 #[cfg(test)]
