@@ -54,3 +54,15 @@ fn synth_is_deterministic_across_thread_counts_and_refuses_bad_values() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--users"), "{}", text(&out));
 }
+
+#[test]
+fn graph_prints_the_daily_steps_and_their_edges_in_dot() {
+    let out = run(ipi(&repo_root()).args(["graph", "pipelines/daily.toml"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph \"daily\" {"), "{dot}");
+    for edge in ["\"logs\" -> \"ingest\";", "\"ingest\" -> \"split\";"] {
+        assert!(dot.contains(edge), "missing {edge} in {dot}");
+    }
+    assert!(dot.trim_end().ends_with('}'));
+}
