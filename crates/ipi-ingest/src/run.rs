@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::{DateTime, FixedOffset};
 use ipi_core::schema::{events_schema, rejects_schema};
 use ipi_storage::{DatasetWriter, Location, WriteMode, WriterOptions};
 use rayon::prelude::*;
@@ -69,6 +70,7 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
     if let Some((field, problem)) = config.problems().into_iter().next() {
         return Err(Error::Config(format!("{field}: {problem}")));
     }
+    let prepared = Arc::new(Prepared::new(config)?);
     let inputs = plan(config).await?;
     let output = Location::parse(&config.output)
         .map_err(|source| Error::Storage { context: "output".into(), source })?;
@@ -91,7 +93,7 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
     loop {
         while running.len() < INPUTS_AHEAD {
             let Some((location, size)) = queue.next() else { break };
-            running.push_back(start_parser(location, *size, config, progress.clone()));
+            running.push_back(start_parser(location, *size, &prepared, progress.clone()));
         }
         let Some((source, mut rx, parser)) = running.pop_front() else { break };
         // Encode and upload in input order while the next chunks parse.
@@ -155,6 +157,34 @@ pub async fn ingest(config: &IngestConfig, progress: Option<ProgressFn>) -> Resu
     Ok(summary)
 }
 
+/// The config in the form the parsers use, built once per ingest (the
+/// entity regex is compiled here, not per input).
+#[derive(Debug)]
+struct Prepared {
+    config: IngestConfig,
+    keep: Keep,
+    entity: EntityExtractor,
+    default_timestamp: Option<DateTime<FixedOffset>>,
+}
+
+impl Prepared {
+    fn new(config: &IngestConfig) -> Result<Prepared> {
+        Ok(Prepared {
+            config: config.clone(),
+            keep: Keep::from_names(&config.keep)
+                .map_err(|name| Error::Config(format!("keep: unknown column `{name}`")))?,
+            entity: EntityExtractor::new(&config.entity)
+                .map_err(|e| Error::Config(format!("entity: {e}")))?,
+            default_timestamp: config.default_timestamp.as_deref().and_then(parse_instant),
+        })
+    }
+
+    /// How one input's records become rows.
+    fn rows<'a>(&'a self, source: &'a str) -> RowSettings<'a> {
+        RowSettings { source, filter: &self.config.filter, keep: self.keep, entity: &self.entity }
+    }
+}
+
 /// Inputs parsed at once: the one being written and the next.
 const INPUTS_AHEAD: usize = 2;
 
@@ -164,18 +194,20 @@ type Parser = (String, mpsc::Receiver<ParsedChunk>, tokio::task::JoinHandle<Resu
 fn start_parser(
     location: &Location,
     size: u64,
-    config: &IngestConfig,
+    prepared: &Arc<Prepared>,
     progress: Option<ProgressFn>,
 ) -> Parser {
     let source = location.to_string();
     let (tx, rx) = mpsc::channel::<ParsedChunk>(4);
-    let (location, config, name) = (location.clone(), config.clone(), source.clone());
-    let parser = if config.format == FormatName::Parquet {
-        tokio::spawn(async move { parse_parquet_input(&location, size, &config, &name, &tx).await })
+    let (location, prepared, name) = (location.clone(), Arc::clone(prepared), source.clone());
+    let parser = if prepared.config.format == FormatName::Parquet {
+        tokio::spawn(
+            async move { parse_parquet_input(&location, size, &prepared, &name, &tx).await },
+        )
     } else {
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            parse_input(&location, &config, &name, &handle, &tx, progress.as_ref())
+            parse_input(&location, &prepared, &name, &handle, &tx, progress.as_ref())
         })
     };
     (source, rx, parser)
@@ -218,17 +250,18 @@ pub async fn plan(config: &IngestConfig) -> Result<Vec<(Location, u64)>> {
 /// Parse one input, sending parsed chunks in order. Returns the bytes read.
 fn parse_input(
     location: &Location,
-    config: &IngestConfig,
+    prepared: &Prepared,
     source: &str,
     handle: &tokio::runtime::Handle,
     tx: &mpsc::Sender<ParsedChunk>,
     progress: Option<&ProgressFn>,
 ) -> Result<u64> {
+    let config = &prepared.config;
+    let default_timestamp = prepared.default_timestamp;
     let read_error = |e: std::io::Error| Error::Read { url: source.to_owned(), source: e };
     let reader = open(location, handle).map_err(read_error)?;
     let mut chunker = Chunker::new(reader, config.chunk_bytes);
     let window = rayon::current_num_threads().max(1) * 2;
-    let default_timestamp = config.default_timestamp.as_deref().and_then(parse_instant);
     // A table with a header: its first line names the columns.
     let mut pending = None;
     let layout;
@@ -256,14 +289,7 @@ fn parse_input(
         }
         log => InputKind::Log(log.line_format().unwrap_or(LineFormat::Auto)),
     };
-    let keep = Keep::from_names(&config.keep)
-        .map_err(|name| Error::Config(format!("keep: unknown column `{name}`")))?;
-    let entity =
-        EntityExtractor::new(&config.entity).map_err(|e| Error::Config(format!("entity: {e}")))?;
-    let settings = ParseSettings {
-        input,
-        rows: RowSettings { source, filter: &config.filter, keep, entity: &entity },
-    };
+    let settings = ParseSettings { input, rows: prepared.rows(source) };
     // A reader thread cuts chunks a window ahead, so reading (and gunzip)
     // overlaps parsing; the channel bounds how far ahead it gets.
     std::thread::scope(|scope| {
@@ -324,7 +350,7 @@ fn parse_input(
 async fn parse_parquet_input(
     location: &Location,
     size: u64,
-    config: &IngestConfig,
+    prepared: &Prepared,
     source: &str,
     tx: &mpsc::Sender<ParsedChunk>,
 ) -> Result<u64> {
@@ -333,14 +359,10 @@ async fn parse_parquet_input(
     let mut stream = ipi_storage::read_parquet(location, &options)
         .await
         .map_err(|e| Error::storage(source, e))?;
-    let default_timestamp = config.default_timestamp.as_deref().and_then(parse_instant);
+    let default_timestamp = prepared.default_timestamp;
     let layout = ParquetLayout::from_schema(stream.schema(), default_timestamp.is_some())
         .map_err(|e| Error::Config(format!("{source}: {e}")))?;
-    let keep = Keep::from_names(&config.keep)
-        .map_err(|name| Error::Config(format!("keep: unknown column `{name}`")))?;
-    let entity =
-        EntityExtractor::new(&config.entity).map_err(|e| Error::Config(format!("entity: {e}")))?;
-    let rows = RowSettings { source, filter: &config.filter, keep, entity: &entity };
+    let rows = prepared.rows(source);
     let mut first_row = 1;
     while let Some(batch) = stream.try_next().await.map_err(|e| Error::storage(source, e))? {
         let chunk = parse_batch(&batch, &layout, default_timestamp, rows, first_row);
