@@ -11,9 +11,10 @@
 #
 # Needs a release build (cargo build --release -p ipi-pipeline), and
 # PEERS_PYTHON pointing at a Python with duckdb, polars, pandas and pyarrow
-# (see ../shared/peers/README.md). Uses farm-bench, which runs the two
-# commands in turn (A B A B ...) and prints the ratio pair by pair, so a
-# shared, noisy machine hits both alike. Quote ratios, not seconds.
+# (see ../shared/peers/README.md). Each pair runs the two commands in turn
+# (A B A B ..., after one warm-up of each) under /usr/bin/time and prints
+# the median of the pairwise wall-time ratios, so a shared, noisy machine
+# hits both alike. Quote ratios, not seconds.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log=$(realpath "$1"); runs=${2:-5}
@@ -23,15 +24,42 @@ ipi="$root/target/release/ipi-pipeline"
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 cat "$log" > /dev/null   # warm the page cache: every run is warm-cache
 
+# pair RUNS 'A command' 'B command': runs A and B in turn, prints each
+# one's median wall seconds and peak RSS, and the median of the A/B ratios.
+pair() {
+  local n=$1 a=$2 b=$3 i
+  : > "$out/times"
+  for i in $(seq 0 "$n"); do
+    for which in a b; do
+      local cmd=$a; [ "$which" = b ] && cmd=$b
+      /usr/bin/time -f "$i $which %e %M" -a -o "$out/times" $cmd > /dev/null 2>&1 || true
+    done
+  done
+  $py - "$out/times" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    i, which, wall, rss = line.split()
+    if i != "0":  # the warm-up
+        runs.setdefault(which, {})[i] = (float(wall), int(rss))
+a, b = runs["a"], runs["b"]
+ratios = [a[i][0] / b[i][0] for i in a if i in b]
+for name, r in (("A (ipi)", a), ("B (peer)", b)):
+    print(f"  {name}: median wall {statistics.median(v[0] for v in r.values()):.2f} s, "
+          f"peak RSS {max(v[1] for v in r.values()) / 1024:.0f} MiB")
+print(f"  wall ratio A/B: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} pairs)")
+PY
+}
+
 ours="$ipi --quiet ingest $log --output $out/ipi --method GET --path-prefix /login_success --status 200"
 echo "== ipi, every column, vs DuckDB (CSV mode, the fastest peer; three columns)"
-farm-bench -n "$runs" --timeout 600 --vs "$py $peers/ingest_duckdb.py $log $out/duck.parquet --mode csv" -- $ours
+pair "$runs" "$ours" "$py $peers/ingest_duckdb.py $log $out/duck.parquet --mode csv"
 echo "== ipi --keep= (what IP Insights needs) vs DuckDB"
-farm-bench -n "$runs" --timeout 600 --vs "$py $peers/ingest_duckdb.py $log $out/duck.parquet --mode csv" -- $ours --keep=
+pair "$runs" "$ours --keep=" "$py $peers/ingest_duckdb.py $log $out/duck.parquet --mode csv"
 echo "== ipi vs polars (CSV mode)"
-farm-bench -n "$runs" --timeout 600 --vs "$py $peers/ingest_polars.py $log $out/polars.parquet --mode csv" -- $ours
+pair "$runs" "$ours" "$py $peers/ingest_polars.py $log $out/polars.parquet --mode csv"
 echo "== ipi vs pandas (the SageMaker notebook's path)"
-farm-bench -n "$(( runs < 3 ? runs : 3 ))" --timeout 900 --vs "$py $peers/ingest_pandas.py $log $out/pandas.parquet" -- $ours
+pair "$(( runs < 3 ? runs : 3 ))" "$ours" "$py $peers/ingest_pandas.py $log $out/pandas.parquet"
 echo "== rows kept: ipi, then DuckDB"
 $ipi --quiet ingest "$log" --output "$out/ipi" --method GET --path-prefix /login_success --status 200 --json \
     | $py -c 'import json,sys; print(json.load(sys.stdin)["totals"])'

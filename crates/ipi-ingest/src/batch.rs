@@ -7,7 +7,7 @@ use arrow_array::builder::{
     BinaryBuilder, Int16Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
     UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch, new_null_array};
+use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
 use ipi_core::schema::{events_schema, rejects_schema};
 
 use std::borrow::Cow;
@@ -202,42 +202,98 @@ struct EventsBuilder {
     user_agent: StringBuilder,
     vhost: StringBuilder,
     forwarded_for: StringBuilder,
-    source: StringBuilder,
     line: UInt64Builder,
 }
 
+/// How big the builders of one day grew, to size the next ones: growing a
+/// builder copies what it holds, and its first pages fault in one by one.
+#[derive(Debug, Clone, Copy, Default)]
+struct SizeHint {
+    rows: usize,
+    /// Value bytes of the string columns, in [`EventsBuilder::strings`] order.
+    bytes: [usize; 8],
+}
+
+impl SizeHint {
+    /// The larger of two hints, column by column.
+    fn max(self, other: SizeHint) -> SizeHint {
+        let mut bytes = self.bytes;
+        for (mine, theirs) in bytes.iter_mut().zip(other.bytes) {
+            *mine = (*mine).max(theirs);
+        }
+        SizeHint { rows: self.rows.max(other.rows), bytes }
+    }
+}
+
+thread_local! {
+    /// The largest day this thread built in its last chunk: chunks of one
+    /// input look alike, so the next chunk's days are sized from it.
+    static LAST_DAY: std::cell::Cell<SizeHint> = const {
+        std::cell::Cell::new(SizeHint { rows: 0, bytes: [0; 8] })
+    };
+}
+
 impl EventsBuilder {
-    fn new(keep: Keep) -> EventsBuilder {
+    fn new(keep: Keep, hint: SizeHint) -> EventsBuilder {
+        // A little headroom, so a day a bit larger than the last does not
+        // grow (and copy) every column at its end.
+        let rows = hint.rows + hint.rows / 8;
+        let text = |i: usize, kept: bool| {
+            if kept {
+                let bytes = hint.bytes[i] + hint.bytes[i] / 8;
+                StringBuilder::with_capacity(rows, bytes)
+            } else {
+                StringBuilder::new()
+            }
+        };
+        let number = |kept: bool| if kept { rows } else { 0 };
         EventsBuilder {
             keep,
             rows: 0,
-            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            tz_offset: Int16Builder::new(),
-            entity: StringBuilder::new(),
-            ip: StringBuilder::new(),
-            ipv4: UInt32Builder::new(),
-            method: StringBuilder::new(),
-            path: StringBuilder::new(),
-            protocol: StringBuilder::new(),
-            status: UInt16Builder::new(),
-            bytes: UInt64Builder::new(),
-            referer: StringBuilder::new(),
-            user_agent: StringBuilder::new(),
-            vhost: StringBuilder::new(),
+            timestamp: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            tz_offset: Int16Builder::with_capacity(rows),
+            entity: text(0, true),
+            ip: text(1, true),
+            ipv4: UInt32Builder::with_capacity(rows),
+            method: text(2, keep.method),
+            path: text(3, keep.path),
+            protocol: text(4, keep.protocol),
+            status: UInt16Builder::with_capacity(rows),
+            bytes: UInt64Builder::with_capacity(number(keep.bytes)),
+            referer: text(5, keep.referer),
+            user_agent: text(6, keep.user_agent),
+            vhost: text(7, keep.vhost),
             forwarded_for: StringBuilder::new(),
-            source: StringBuilder::new(),
-            line: UInt64Builder::new(),
+            line: UInt64Builder::with_capacity(rows),
         }
     }
 
-    fn append(&mut self, r: &Record<'_>, entity: Option<&str>, source: &str, line: u64) {
+    /// The string columns whose sizes [`SizeHint`] keeps.
+    fn strings(&self) -> [&StringBuilder; 8] {
+        [
+            &self.entity,
+            &self.ip,
+            &self.method,
+            &self.path,
+            &self.protocol,
+            &self.referer,
+            &self.user_agent,
+            &self.vhost,
+        ]
+    }
+
+    /// This builder's size, as a hint for the next.
+    fn size(&self) -> SizeHint {
+        SizeHint { rows: self.rows, bytes: self.strings().map(|b| b.values_slice().len()) }
+    }
+
+    fn append(&mut self, r: &Record<'_>, entity: Option<&str>, line: u64) {
         self.timestamp.append_value(r.timestamp_us);
         self.tz_offset.append_value(r.tz_offset_minutes);
         self.entity.append_option(entity);
         self.ip.append_value(&r.client);
         self.ipv4.append_option(ipi_core::ipv4::parse(r.client.as_bytes()));
         self.status.append_option(r.status);
-        self.source.append_value(source);
         self.line.append_value(line);
         let keep = self.keep;
         if keep.method {
@@ -267,7 +323,7 @@ impl EventsBuilder {
         self.rows += 1;
     }
 
-    fn finish(mut self) -> RecordBatch {
+    fn finish(mut self, source: &str) -> RecordBatch {
         let rows = self.rows;
         // A column that is not kept is all nulls of its type.
         let optional = |kept: bool, array: ArrayRef| -> ArrayRef {
@@ -289,7 +345,8 @@ impl EventsBuilder {
             optional(keep.user_agent, Arc::new(self.user_agent.finish())),
             optional(keep.vhost, Arc::new(self.vhost.finish())),
             optional(keep.forwarded_for, Arc::new(self.forwarded_for.finish())),
-            Arc::new(self.source.finish()),
+            // The same text in every row: built once, not row by row.
+            Arc::new(StringArray::new_repeated(source, rows)),
             Arc::new(self.line.finish()),
         ];
         // The columns follow events_schema() one for one; a mismatch is a
@@ -362,7 +419,12 @@ pub fn parse_chunk(chunk: &Chunk, settings: &ParseSettings<'_>) -> ParsedChunk {
 /// Accumulates one chunk's events (by UTC day), rejects and counts.
 pub struct ChunkBuilder<'a> {
     settings: RowSettings<'a>,
-    days: BTreeMap<i64, EventsBuilder>,
+    /// The days seen, in the order first seen; `last` is the one the
+    /// previous row went to (rows of a day tend to come together).
+    days: Vec<(i64, EventsBuilder)>,
+    last: usize,
+    /// How to size a new day's builders.
+    hint: SizeHint,
     rejects: Option<RejectsBuilder>,
     counts: Counts,
 }
@@ -376,12 +438,19 @@ impl std::fmt::Debug for ChunkBuilder<'_> {
 impl<'a> ChunkBuilder<'a> {
     /// An empty chunk.
     pub fn new(settings: RowSettings<'a>) -> ChunkBuilder<'a> {
-        ChunkBuilder { settings, days: BTreeMap::new(), rejects: None, counts: Counts::default() }
+        ChunkBuilder {
+            settings,
+            days: Vec::new(),
+            last: 0,
+            hint: LAST_DAY.get(),
+            rejects: None,
+            counts: Counts::default(),
+        }
     }
 
     /// A parsed record from line (or row) `line`: kept or filtered.
     pub fn record(&mut self, record: &Record<'_>, line: u64) {
-        let RowSettings { source, filter, keep, entity } = self.settings;
+        let RowSettings { filter, keep, entity, .. } = self.settings;
         self.counts.lines += 1;
         if !filter.keeps(record) {
             self.counts.filtered += 1;
@@ -389,12 +458,17 @@ impl<'a> ChunkBuilder<'a> {
         }
         self.counts.rows += 1;
         let day = record.timestamp_us.div_euclid(MICROS_PER_DAY);
-        self.days.entry(day).or_insert_with(|| EventsBuilder::new(keep)).append(
-            record,
-            entity.extract(record).as_deref(),
-            source,
-            line,
-        );
+        if self.days.get(self.last).is_none_or(|(d, _)| *d != day) {
+            self.last = match self.days.iter().position(|(d, _)| *d == day) {
+                Some(found) => found,
+                None => {
+                    self.days.push((day, EventsBuilder::new(keep, self.hint)));
+                    self.days.len() - 1
+                }
+            };
+        }
+        let builder = &mut self.days[self.last].1;
+        builder.append(record, entity.extract(record).as_deref(), line);
     }
 
     /// A line (or row) that could not be used, kept whole as `raw`.
@@ -411,8 +485,12 @@ impl<'a> ChunkBuilder<'a> {
 
     /// The chunk's batches and counts.
     pub fn finish(self) -> ParsedChunk {
+        if let Some(size) = self.days.iter().map(|(_, b)| b.size()).reduce(SizeHint::max) {
+            LAST_DAY.set(size);
+        }
+        let source = self.settings.source;
         ParsedChunk {
-            events: self.days.into_iter().map(|(day, b)| (day, b.finish())).collect(),
+            events: self.days.into_iter().map(|(day, b)| (day, b.finish(source))).collect(),
             rejects: self.rejects.map(RejectsBuilder::finish),
             counts: self.counts,
         }

@@ -214,7 +214,8 @@ impl<'a> Cursor<'a> {
             return Err(reject(field, RejectKind::Missing));
         }
         let rest = self.rest();
-        let len = memchr2(b' ', b'\t', rest).unwrap_or(rest.len());
+        // Tokens are short: a plain loop beats memchr's set-up.
+        let len = rest.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(rest.len());
         self.pos += len;
         Ok(&rest[..len])
     }
@@ -233,6 +234,11 @@ impl<'a> Cursor<'a> {
     /// first unescaped `"` that is followed by a blank or the end of the
     /// line, so a stray quote inside a field does not end it.
     fn quoted(&mut self, field: &'static str) -> Result<&'a [u8], Reject> {
+        self.quoted_raw(field).map(|q| q.raw)
+    }
+
+    /// [`Cursor::quoted`], saying whether the field holds a backslash.
+    fn quoted_raw(&mut self, field: &'static str) -> Result<Quoted<'a>, Reject> {
         self.skip_blanks();
         if self.at_end() {
             return Err(reject(field, RejectKind::Missing));
@@ -242,9 +248,11 @@ impl<'a> Cursor<'a> {
         }
         let rest = self.rest();
         let mut i = 0;
+        let mut escaped = false;
         while let Some(found) = memchr2(b'"', b'\\', &rest[i..]) {
             let at = i + found;
             if rest[at] == b'\\' {
+                escaped = true;
                 i = at + 2;
                 if i > rest.len() {
                     break;
@@ -254,12 +262,27 @@ impl<'a> Cursor<'a> {
             match rest.get(at + 1) {
                 None | Some(b' ' | b'\t') => {
                     self.pos += at + 1;
-                    return Ok(&rest[..at]);
+                    return Ok(Quoted { raw: &rest[..at], escaped });
                 }
                 Some(_) => i = at + 1,
             }
         }
         Err(reject(field, RejectKind::Unterminated))
+    }
+}
+
+/// A quoted field's raw bytes, and whether a backslash is among them.
+#[derive(Clone, Copy)]
+struct Quoted<'a> {
+    raw: &'a [u8],
+    escaped: bool,
+}
+
+impl<'a> Quoted<'a> {
+    /// The field as text: [`unescape`], skipping the search for escapes when
+    /// [`Cursor::quoted_raw`] saw none.
+    fn decode(self) -> Cow<'a, str> {
+        if self.escaped { unescape(self.raw) } else { text(self.raw) }
     }
 }
 
@@ -435,9 +458,9 @@ pub fn parse_line_with(
     let (timestamp_us, tz_offset_minutes) = parse_timestamp(&rest[..close])?;
     cur.pos += close + 1;
 
-    let request = cur.quoted("request")?;
+    let request = cur.quoted_raw("request")?;
     let (method, path, protocol) =
-        if decode.request { split_request(request) } else { (None, None, None) };
+        if decode.request { split_request_with(request) } else { (None, None, None) };
 
     let status = parse_status(cur.token("status")?)?;
     let bytes = match dash_is_none(cur.token("bytes")?) {
@@ -453,12 +476,9 @@ pub fn parse_line_with(
         LineFormat::Common => (None, None),
         LineFormat::Auto if cur.at_end() => (None, None),
         LineFormat::Combined | LineFormat::VhostCombined | LineFormat::Auto => {
-            let referer = cur.quoted("referer")?;
-            let user_agent = cur.quoted("user_agent")?;
-            (
-                dash_is_none(referer).filter(|_| decode.referer).map(unescape),
-                dash_is_none(user_agent).filter(|_| decode.user_agent).map(unescape),
-            )
+            let referer = cur.quoted_raw("referer")?;
+            let user_agent = cur.quoted_raw("user_agent")?;
+            (decoded(referer, decode.referer), decoded(user_agent, decode.user_agent))
         }
     };
 
@@ -479,6 +499,11 @@ pub fn parse_line_with(
     })
 }
 
+/// An optional quoted field as text when it is `wanted`; `-` means none.
+fn decoded(field: Quoted<'_>, wanted: bool) -> Option<Cow<'_, str>> {
+    (wanted && field.raw != b"-").then(|| field.decode())
+}
+
 /// What comes before `%h` in an `auto` line.
 enum Leading {
     None,
@@ -490,36 +515,54 @@ enum Leading {
 
 /// Count the tokens before ` [`, a forwarded list (`a, b, c`) counting as
 /// one: three is plain `%h %l %u`, four has something in front of `%h`.
+///
+/// One pass over the bytes up to the timestamp's ` [` (the first `[` that
+/// follows a space): the prefix is short, so a plain loop beats memchr.
 fn leading_prefix(line: &[u8]) -> Leading {
-    // The first `[` that follows a blank opens the timestamp.
-    let Some(bracket) = memchr::memchr_iter(b'[', line).find(|&i| i > 0 && line[i - 1] == b' ')
-    else {
-        return Leading::None;
-    };
-    let bracket = bracket - 1;
     let mut groups = 0;
     let mut first_is_list = false;
+    // Whether the last token ended in `,`, so the next one continues its
+    // group; and whether a token is being read.
     let mut continued = false;
-    for token in line[..bracket].split(|&b| b == b' ').filter(|t| !t.is_empty()) {
-        if !continued {
-            groups += 1;
-        } else if groups == 1 {
-            first_is_list = true;
+    let mut in_token = false;
+    let mut previous = 0u8;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b'[' && i > 0 && previous == b' ' {
+            return match (groups, first_is_list) {
+                (4, true) => Leading::List,
+                (4, false) => Leading::Vhost,
+                _ => Leading::None,
+            };
         }
-        continued = token.last() == Some(&b',');
+        if b == b' ' {
+            if in_token {
+                in_token = false;
+                if !continued {
+                    groups += 1;
+                    if groups > 4 {
+                        return Leading::None;
+                    }
+                } else if groups == 1 {
+                    first_is_list = true;
+                }
+                continued = previous == b',';
+            }
+        } else {
+            in_token = true;
+        }
+        previous = b;
     }
-    match (groups, first_is_list) {
-        (4, true) => Leading::List,
-        (4, false) => Leading::Vhost,
-        _ => Leading::None,
-    }
+    Leading::None
 }
 
 type Request<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>, Option<Cow<'a, str>>);
 
 /// `GET /a b HTTP/1.1` → method, target, protocol. A request that is not
 /// `METHOD TARGET [PROTOCOL]` keeps its whole text in `path`.
-fn split_request(raw: &[u8]) -> Request<'_> {
+fn split_request_with(request: Quoted<'_>) -> Request<'_> {
+    let raw = request.raw;
+    // Without a backslash in the request there is none in its parts.
+    let unescape = |part| if request.escaped { unescape(part) } else { text(part) };
     if raw.is_empty() || raw == b"-" {
         return (None, None, None);
     }
@@ -614,11 +657,38 @@ pub fn parse_timestamp(raw: &[u8]) -> Result<(i64, i16), Reject> {
         return Err(reject("timestamp", RejectKind::ImpossibleOffset));
     }
     let offset_minutes = sign * (off_h * 60 + off_m) as i32;
-    let local = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)
-        .and_then(|date| date.and_hms_opt(hour, minute, second))
-        .ok_or_else(|| reject("timestamp", RejectKind::ImpossibleDate))?;
-    let utc_seconds = local.and_utc().timestamp() - i64::from(offset_minutes) * 60;
+    if !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return Err(reject("timestamp", RejectKind::ImpossibleDate));
+    }
+    let local_seconds = days_from_civil(year as i64, month, day) * 86_400
+        + i64::from(hour * 3600 + minute * 60 + second);
+    let utc_seconds = local_seconds - i64::from(offset_minutes) * 60;
     Ok((utc_seconds * 1_000_000, offset_minutes as i16))
+}
+
+/// Days in `month` (1 to 12) of `year`, proleptic Gregorian.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a (valid) proleptic Gregorian date: Howard
+/// Hinnant's `days_from_civil`, without chrono's general-purpose checks.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Opening inputs as byte streams: local files or objects, plain or gzip.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use futures::TryStreamExt as _;
 use ipi_storage::{Location, ObjectStoreExt as _};
@@ -29,12 +29,26 @@ pub fn open(
             Box::new(tokio_util::io::SyncIoBridge::new_with_handle(reader, handle.clone()))
         }
     };
-    let mut buffered = BufReader::with_capacity(BUFFER, raw);
-    let head = buffered.fill_buf()?;
-    if head.starts_with(&[0x1f, 0x8b]) {
+    // Look at the first two bytes, then put them back in front. A plain
+    // input is read with no buffer of ours in between: the chunker's reads
+    // are large, and a buffer would copy every byte once more.
+    let mut raw = raw;
+    let mut head = [0u8; 2];
+    let mut filled = 0;
+    while filled < head.len() {
+        match raw.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let stream = std::io::Cursor::new(head).take(filled as u64).chain(raw);
+    if head[..filled] == [0x1f, 0x8b] {
+        let buffered = BufReader::with_capacity(BUFFER, stream);
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
     } else {
-        Ok(Box::new(buffered))
+        Ok(Box::new(stream))
     }
 }
 
