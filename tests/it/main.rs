@@ -9,6 +9,11 @@
 //! * `pipelines`: the shipped `pipelines/*.toml`, run end to end.
 //! * `s3`: Parquet written through ipi-storage to the real S3-compatible test
 //!   server, read back by pyarrow.
+//! * `split`: the split command from and to S3, and on naive CSV times.
+//! * `train`: the train command: SageMaker CSV in, model out (local and S3),
+//!   refused hyperparameters.
+//! * `score`: the score command: events to the scores dataset by day (local
+//!   and S3), re-scoring a day, rejects, SageMaker request and response bodies.
 
 mod util;
 
@@ -16,4 +21,7 @@ mod cli;
 mod ingest;
 mod pipelines;
 mod s3;
+mod score;
+mod split;
+mod train;
 mod validate;

@@ -32,6 +32,39 @@ fn daily_runs_end_to_end_with_its_defaults() {
     assert_eq!(ingest["rows"], synth["login_lines"]);
     let events = read_json(&store.join("events/_ipi_dataset.json"));
     assert!(!events["files"].as_array().unwrap().is_empty());
+
+    // The split put every event in one window or counted it as dropped.
+    // Its folder is named by the `date` param (yesterday by default).
+    let splits: Vec<_> = std::fs::read_dir(store.join("splits")).unwrap().flatten().collect();
+    assert_eq!(splits.len(), 1);
+    let split = splits[0].path();
+    let report = read_json(&split.join("_manifest.json"));
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let dropped = &report["dropped"];
+    let total = n(&report["train"]["rows"])
+        + n(&report["validation"]["rows"])
+        + n(&report["test"]["rows"])
+        + n(&dropped["null_entity"])
+        + n(&dropped["non_ipv4"])
+        + n(&dropped["bad_timestamp"])
+        + n(&dropped["gap"])
+        + n(&dropped["unseen_entity"]);
+    assert_eq!(total, n(&ingest["rows"]), "{report}");
+    assert_eq!(report["leakage_check_passed"], true, "{report}");
+    assert!(n(&report["test"]["rows"]) > 0 && n(&report["validation"]["rows"]) > 0);
+
+    // The model trained on the train window, and on the synthetic data it
+    // tells the test window's logins from random-address ones (the
+    // notebook's test): AUC at least 0.99, as the train issue asks.
+    let date = split.file_name().unwrap();
+    let card = read_json(&store.join("models").join(date).join("model.json"));
+    assert_eq!(card["training_data"]["rows"], report["train"]["rows"], "{card}");
+    let epochs = card["training"]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 3);
+    let auc = card["training"]["test:random_ip_auc"].as_f64().unwrap();
+    assert!(auc >= 0.99, "test:random_ip_auc {auc}");
+    let validation = epochs[2]["validation:discriminator_auc"].as_f64().unwrap();
+    assert!(validation >= 0.95, "validation:discriminator_auc {validation}");
 }
 
 #[test]
@@ -50,29 +83,4 @@ fn daily_passes_given_logs_through_instead_of_synthesising() {
     assert_eq!(ingest["lines"], 3003, "{ingest}");
     assert_eq!(ingest["rejected"], 3, "{ingest}");
     assert!(ingest["rows"].as_u64().unwrap() > 1000, "{ingest}");
-}
-
-#[test]
-fn daily_splits_the_demo_out_of_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = repo_root();
-    let store = dir.path().join("store");
-    let out = run(ipi(&root)
-        .args(["run", "pipelines/daily.toml", "--param", "date=2018-11-13", "--param"])
-        .arg(format!("store={}", store.display())));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = read_json(&store.join("splits/2018-11-13/_manifest.json"));
-    let ingest = &read_json(&store.join("events/_manifest.json"))["summary"]["totals"];
-    let n = |v: &serde_json::Value| v.as_u64().unwrap();
-    let dropped = &report["dropped"];
-    let total = n(&report["train"]["rows"])
-        + n(&report["validation"]["rows"])
-        + n(&report["test"]["rows"])
-        + n(&dropped["null_entity"])
-        + n(&dropped["non_ipv4"])
-        + n(&dropped["gap"])
-        + n(&dropped["unseen_entity"]);
-    assert_eq!(total, n(&ingest["rows"]), "{report}");
-    assert_eq!(report["leakage_check_passed"], true, "{report}");
-    assert!(n(&report["test"]["rows"]) > 0 && n(&report["validation"]["rows"]) > 0);
 }

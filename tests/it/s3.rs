@@ -8,7 +8,7 @@ use crate::util::{ipi, repo_root, run, s3_required, test_python, text};
 
 /// The S3 prefix for this test run, or `None` (skip) when no server is
 /// configured and none is required.
-fn s3_prefix() -> Option<String> {
+pub(crate) fn s3_prefix() -> Option<String> {
     match std::env::var("IPI_TEST_S3_URL") {
         Ok(url) => Some(format!("{}/{}", url.trim_end_matches('/'), uuid::Uuid::now_v7())),
         Err(_) if s3_required() => panic!("IPI_TEST_S3_REQUIRED=1 but IPI_TEST_S3_URL is not set"),

@@ -124,23 +124,158 @@ Examples:
     #[command(after_help = "\
 Windows are half-open: train < train_end <= validation < validation_end <= test.
 Every comparison is on UTC instants, whatever offset each log line was written in.
+Input times without a zone (CSV text, naive Parquet timestamps) are refused unless
+--assume-timezone says how to read them. train/, validation/ and test/ are committed
+datasets (_ipi_dataset.json); a re-run replaces them.
 
 Examples:
   ipi-pipeline split --input var/ipi/events --output var/ipi/splits --validation 1d --test 2d
   ipi-pipeline split --input events --output splits \\
       --train-end 2018-11-11T00:00:00Z --validation-end 2018-11-12T00:00:00-08:00
   ipi-pipeline split --input events --output splits --timezone America/New_York \\
-      --train-end 2018-11-11 --validation-end 2018-11-12 --sagemaker-csv")]
+      --train-end 2018-11-11 --validation-end 2018-11-12 --sagemaker-csv
+  ipi-pipeline split --input s3://ipi/events --output s3://ipi/splits/2018-11-13 --validation 1d --test 1d
+  ipi-pipeline split --input logins.csv --assume-timezone Asia/Kolkata --output splits \\
+      --validation 1d --test 1d")]
     Split(SplitArgs),
+    /// Train the IP Insights model on (entity, IP) pairs; writes model.safetensors + model.json.
+    #[command(after_help = "\
+Hyperparameters carry SageMaker's names, defaults and ranges; a value out of range is refused
+with the allowed range. Training data is the split's train/ dataset, any Parquet with entity
+and ip (or ipv4) columns, or SageMaker's headerless entity,ip CSV, local or s3://. With
+--validation, validation:discriminator_auc (one random-address negative per positive) is
+reported after every epoch. MODEL/model.json records the hyperparameters, the data, and the
+metrics of every epoch; the model is written atomically and a re-run replaces it.
+
+Examples:
+  ipi-pipeline train --train var/ipi/splits/2018-11-13/train \\
+      --validation var/ipi/splits/2018-11-13/validation --model var/ipi/model
+  ipi-pipeline train --train train.csv --model model --num-entity-vectors 20000 --vector-dim 128 \\
+      --epochs 5 --mini-batch-size 1000 --learning-rate 0.01 --random-negative-sampling-rate 5
+  ipi-pipeline train --train s3://ipi/splits/latest/train --model s3://ipi/models/latest --device cuda")]
+    Train(TrainArgs),
+    /// Score events (or SageMaker request bodies) with a model: the scores dataset, by UTC day.
+    #[command(after_help = "\
+Reads the events dataset, a day of it (events/date=YYYY-MM-DD), Parquet with entity and
+ipv4 (or ip) columns, or SageMaker request bodies (text/csv entity,ip lines, application/json
+{\"instances\":[...]}, application/jsonlines), local or s3://. Writes the scores dataset
+(the input's columns plus dot_product, anomaly_score, entity_seen, flagged, model_id),
+partitioned date=YYYY-MM-DD/; re-scoring a day replaces it. Rows that cannot be scored go to
+OUTPUT/_rejects/ with their reason. With --accept, writes SageMaker's response bodies instead.
+
+Examples:
+  ipi-pipeline score --model var/ipi/models/2018-11-13 --input var/ipi/events/date=2018-11-13 \\
+      --output var/ipi/scores --threshold 2.5
+  ipi-pipeline score --model s3://ipi/models/latest --input s3://ipi/requests/ --output out \\
+      --content-type text/csv --accept application/jsonlines --embeddings")]
+    Score(ScoreArgs),
+}
+
+/// `ipi-pipeline score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The model folder (model.safetensors + model.json), path or s3://.
+    #[arg(long, value_name = "URL")]
+    pub model: String,
+    /// Events dataset, a day of it, Parquet, or request bodies (path, s3:// or glob).
+    #[arg(long, value_name = "URL")]
+    pub input: String,
+    /// Where the scores dataset (or, with --accept, the .out files) goes.
+    #[arg(long, value_name = "URL")]
+    pub output: String,
+    /// Read the input as SageMaker request bodies of this type (default: by extension).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Write SageMaker responses (application/json or application/jsonlines) instead of Parquet.
+    #[arg(long, value_name = "TYPE")]
+    pub accept: Option<String>,
+    /// Also output ip_embedding and entity_embedding (SageMaker's verbose=True). The global
+    /// --verbose does this too, for the shape in DESIGN.md, and also logs at debug level.
+    #[arg(long)]
+    pub embeddings: bool,
+    /// Set flagged = anomaly_score > T.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub threshold: Option<f64>,
+    /// Run the IP encoder on this device (cpu, cuda, cuda:N).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Rows per batch (bounds memory).
+    #[arg(long, value_name = "N")]
+    pub batch_rows: Option<usize>,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ipi-pipeline train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training pairs: the split's train/, Parquet, or SageMaker entity,ip CSV (path or s3://).
+    #[arg(long, value_name = "URL")]
+    pub train: String,
+    /// Validation pairs, for validation:discriminator_auc after each epoch.
+    #[arg(long, value_name = "URL")]
+    pub validation: Option<String>,
+    /// Test pairs: after training, record the random-address test AUC (the notebook's test).
+    #[arg(long, value_name = "URL")]
+    pub test: Option<String>,
+    /// Where to write model.safetensors and model.json (a directory; path or s3://).
+    #[arg(long, value_name = "URL")]
+    pub model: String,
+    /// Rows of the entity table, about 2x the distinct entities [1, 250000000].
+    #[arg(long, value_name = "N")]
+    pub num_entity_vectors: Option<u64>,
+    /// Length of the entity and IP vectors [4, 4096].
+    #[arg(long, value_name = "D")]
+    pub vector_dim: Option<usize>,
+    /// Passes over the training data [1, ...] (default 10).
+    #[arg(long, value_name = "E")]
+    pub epochs: Option<usize>,
+    /// Positives per step [1, 500000] (default 10000).
+    #[arg(long, value_name = "B")]
+    pub mini_batch_size: Option<usize>,
+    /// Adam's learning rate [1e-6, 10] (default 0.001).
+    #[arg(long, value_name = "LR")]
+    pub learning_rate: Option<f64>,
+    /// L2 weight decay [0, 10] (default 0.00001).
+    #[arg(long, value_name = "W")]
+    pub weight_decay: Option<f64>,
+    /// Fully connected layers after the prefix embeddings [0, 100] (default 1).
+    #[arg(long, value_name = "L")]
+    pub num_ip_encoder_layers: Option<usize>,
+    /// Random-address negatives per positive [0, 500] (default 1).
+    #[arg(long, value_name = "R")]
+    pub random_negative_sampling_rate: Option<usize>,
+    /// Shuffled-entity negatives per positive [0, 500] (default 1).
+    #[arg(long, value_name = "S")]
+    pub shuffled_negative_sampling_rate: Option<usize>,
+    /// Batches between training-metric reports (default 1000).
+    #[arg(long, value_name = "N")]
+    pub batch_metrics_publish_interval: Option<usize>,
+    /// Seed of initialisation, sampling and shuffling (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where the dense layers run: cpu, cuda or cuda:N (cuda needs a build with --features cuda).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Stop when validation AUC has not improved for this many epochs.
+    #[arg(long, value_name = "EPOCHS", requires = "validation")]
+    pub early_stopping_patience: Option<usize>,
+    /// Rows per hashed prefix (/24, /32) of the IP encoder (default 262144).
+    #[arg(long, value_name = "ROWS")]
+    pub ip_hash_buckets: Option<u32>,
+    /// Print model.json on stdout when done.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ipi-pipeline split`.
 #[derive(Debug, Args)]
 pub struct SplitArgs {
-    /// The events dataset (local path).
+    /// The events dataset, or Parquet or CSV with timestamp,entity,ip columns (path or s3://).
     #[arg(short, long, value_name = "URL")]
     pub input: String,
-    /// Where to write train/, validation/ and test/ (local path).
+    /// Where to write train/, validation/ and test/ (path or s3://).
     #[arg(short, long, value_name = "URL")]
     pub output: String,
     /// The end of train: an RFC 3339 instant, or a local time with --timezone.
@@ -152,6 +287,9 @@ pub struct SplitArgs {
     /// IANA zone for local --train-end / --validation-end (DST-correct).
     #[arg(long, value_name = "ZONE")]
     pub timezone: Option<String>,
+    /// Read input times that have no zone in this IANA zone or offset (e.g. +05:30).
+    #[arg(long, value_name = "ZONE")]
+    pub assume_timezone: Option<String>,
     /// Validation length back from the end of the data (e.g. 1d), before --test.
     #[arg(long, value_name = "DURATION", conflicts_with = "train_end", requires = "test")]
     pub validation: Option<String>,

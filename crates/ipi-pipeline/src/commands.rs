@@ -5,7 +5,10 @@ use std::path::Path;
 
 use ipi_config::{Diagnostic, LoadOptions, Pipeline};
 
-use crate::cli::{Cli, Command, IngestArgs, PipelineArgs, SplitArgs, SynthArgs, ValidateArgs};
+use crate::cli::{
+    Cli, Command, IngestArgs, PipelineArgs, ScoreArgs, SplitArgs, SynthArgs, TrainArgs,
+    ValidateArgs,
+};
 use crate::exec::{self, StepStatus};
 use crate::exit::{self, Exit};
 use crate::steps::Registry;
@@ -21,6 +24,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Ingest(args) => ingest(&args).await,
         Command::Synth(args) => synth(&args).await,
         Command::Split(args) => split(&args).await,
+        Command::Train(args) => train(&args).await,
+        Command::Score(args) => score(&args, cli.global.verbose > 0).await,
     }
 }
 
@@ -244,6 +249,7 @@ async fn split(args: &SplitArgs) -> anyhow::Result<Exit> {
         train_end: args.train_end.clone(),
         validation_end: args.validation_end.clone(),
         timezone: args.timezone.clone(),
+        assume_timezone: args.assume_timezone.clone(),
         validation: args.validation.clone(),
         test: args.test.clone(),
         gap: args.gap.clone(),
@@ -257,6 +263,104 @@ async fn split(args: &SplitArgs) -> anyhow::Result<Exit> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_table());
+    }
+    Ok(Exit::Ok)
+}
+
+async fn train(args: &TrainArgs) -> anyhow::Result<Exit> {
+    let mut h = ipi_model::Hyperparameters::default();
+    macro_rules! set {
+        ($($name:ident),*) => {$(
+            if let Some(value) = args.$name.clone() {
+                h.$name = value;
+            }
+        )*};
+    }
+    set!(
+        num_entity_vectors,
+        vector_dim,
+        epochs,
+        mini_batch_size,
+        learning_rate,
+        weight_decay,
+        num_ip_encoder_layers,
+        random_negative_sampling_rate,
+        shuffled_negative_sampling_rate,
+        batch_metrics_publish_interval,
+        seed,
+        device
+    );
+    let config = ipi_model::TrainConfig {
+        train: args.train.clone(),
+        validation: args.validation.clone(),
+        test: args.test.clone(),
+        model: args.model.clone(),
+        hyperparameters: h,
+        early_stopping_patience: args.early_stopping_patience,
+        ip_hash_buckets: args.ip_hash_buckets,
+    };
+    if let Some(problem) = config.hyperparameters.problems().into_iter().next() {
+        return Err(exit::usage(format!(
+            "--{}: {problem}",
+            problem.name.replace('_', "-").replace(" + ", " + --")
+        )));
+    }
+    refuse_problems(config.problems())?;
+    let card = crate::steps::train::run(&config).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&card)?);
+    } else {
+        println!("model {} ({})", config.model, card.model_id);
+        if let Some(auc) = card.training.test_random_ip_auc {
+            println!("test:random_ip_auc {auc:.4}");
+        }
+        println!(
+            "{:>5} {:>12} {:>9} {:>12} {:>9}",
+            "epoch", "train loss", "accuracy", "pairs/s", "val AUC"
+        );
+        for e in &card.training.epochs {
+            let auc =
+                e.validation_discriminator_auc.map(|a| format!("{a:.4}")).unwrap_or("-".into());
+            println!(
+                "{:>5} {:>12.5} {:>9.4} {:>12.0} {:>9}",
+                e.epoch,
+                e.binary_classification_cross_entropy,
+                e.binary_classification_accuracy,
+                e.throughput_pairs_per_sec,
+                auc
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `verbose`: the global `--verbose`, which for `score` also asks for the
+/// embeddings (`score ... --verbose` in DESIGN.md).
+async fn score(args: &ScoreArgs, verbose: bool) -> anyhow::Result<Exit> {
+    let mut config = ipi_score::ScoreConfig::new(&args.model, &args.input, &args.output);
+    config.content_type = args.content_type.clone();
+    config.accept = args.accept.clone();
+    config.verbose = args.embeddings || verbose;
+    config.threshold = args.threshold;
+    config.device = args.device.clone();
+    if let Some(n) = args.batch_rows {
+        config.batch_rows = n;
+    }
+    refuse_problems(config.problems())?;
+    let report = ipi_score::score(&config).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "scored {} rows ({} unseen entities, {} flagged, {} rejected) with model {} into {} ({:.0} pairs/s)",
+            report.rows,
+            report.unseen_entities,
+            report.flagged,
+            report.rejected,
+            report.model_id,
+            report.output,
+            report.pairs_per_sec
+        );
     }
     Ok(Exit::Ok)
 }

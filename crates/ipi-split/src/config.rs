@@ -1,7 +1,7 @@
 //! `SplitConfig`: the `split` step's table in a pipeline file, and the
 //! `ipi-pipeline split` flags; plus the boundary arithmetic.
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Split the `events` dataset into out-of-time train, validation and test
@@ -19,11 +19,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitConfig {
-    /// The committed `events` dataset to read: a local path or `file://`
-    /// URL (S3 is not supported yet).
+    /// What to split: a local path or a `file://`, `s3://` or `memory://`
+    /// URL of a committed `events` dataset, or of a Parquet or CSV file (or
+    /// a directory of them) with `timestamp`, `entity` and `ip` columns.
     pub input: String,
-    /// Where to write `train/`, `validation/`, `test/` and
-    /// `_manifest.json`: a local path or `file://` URL.
+    /// Where to write `train/`, `validation/` and `test/` (committed
+    /// datasets) and `_manifest.json`: a local path or a `file://`, `s3://`
+    /// or `memory://` URL.
     pub output: String,
     /// The first instant that is not training data: RFC 3339 with an
     /// offset (`2018-11-11T00:00:00Z`, `2018-11-10T19:00:00-05:00`), or,
@@ -41,6 +43,14 @@ pub struct SplitConfig {
     /// earlier instant.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// How to read input times that carry no time zone (naive CSV text,
+    /// Parquet timestamps without a zone): the IANA zone (`Europe/Paris`,
+    /// daylight saving included) or fixed offset (`+05:30`) they were
+    /// written in. Without it such inputs are refused. A local time that
+    /// the zone repeats means the earlier instant; one that it skips is
+    /// dropped and counted.
+    #[serde(default)]
+    pub assume_timezone: Option<String>,
     /// The validation window's length (`1d`, `12h`), ending where the test
     /// window starts (less `gap`). Use with `test`.
     #[serde(default)]
@@ -94,6 +104,7 @@ impl SplitConfig {
             train_end: None,
             validation_end: None,
             timezone: None,
+            assume_timezone: None,
             validation: Some(validation.into()),
             test: Some(test.into()),
             gap: None,
@@ -129,12 +140,13 @@ impl SplitConfig {
 
     pub(crate) fn mode(&self) -> Result<Mode, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
-        // Only local paths are read and written so far; `split` says so when
-        // it meets another URL (a pipeline's references are only known then).
         for (field, url) in [("input", &self.input), ("output", &self.output)] {
             if let Err(e) = ipi_storage::Location::parse(url) {
                 problems.push((field, e.to_string()));
             }
+        }
+        if let Err(why) = self.local_zone() {
+            problems.push(("assume_timezone", why));
         }
         let mut duration = |field: &'static str, value: &Option<String>| -> Option<i64> {
             let text = value.as_deref()?;
@@ -247,6 +259,98 @@ impl SplitConfig {
     }
 }
 
+impl SplitConfig {
+    /// `assume_timezone`, parsed.
+    pub(crate) fn local_zone(&self) -> Result<Option<LocalZone>, String> {
+        self.assume_timezone.as_deref().map(LocalZone::parse).transpose()
+    }
+}
+
+/// The zone naive input times are read in (`assume_timezone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LocalZone {
+    /// An IANA zone, daylight saving included.
+    Named(chrono_tz::Tz),
+    /// A fixed offset from UTC.
+    Fixed(FixedOffset),
+}
+
+/// A naive time read in a [`LocalZone`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Localized {
+    /// The one instant it names, in UTC µs.
+    Single(i64),
+    /// It happens twice (clocks go back): the earlier instant.
+    Ambiguous(i64),
+    /// The zone skips it (clocks go forward).
+    Skipped,
+}
+
+impl LocalZone {
+    /// An IANA zone name (`America/New_York`, `UTC`) or an offset
+    /// (`+05:30`, `-0330`, `+05`, `Z`).
+    pub(crate) fn parse(text: &str) -> Result<LocalZone, String> {
+        if let Ok(zone) = text.parse::<chrono_tz::Tz>() {
+            return Ok(LocalZone::Named(zone));
+        }
+        parse_offset(text).map(LocalZone::Fixed).ok_or_else(|| {
+            format!("`{text}` is neither an IANA zone (America/New_York) nor an offset (+05:30)")
+        })
+    }
+
+    /// The UTC instant of a local time in this zone.
+    pub(crate) fn to_utc(self, local: NaiveDateTime) -> Localized {
+        let result = match self {
+            LocalZone::Named(zone) => {
+                zone.from_local_datetime(&local).map(|t| t.timestamp_micros())
+            }
+            LocalZone::Fixed(offset) => {
+                offset.from_local_datetime(&local).map(|t| t.timestamp_micros())
+            }
+        };
+        match result {
+            LocalResult::Single(us) => Localized::Single(us),
+            LocalResult::Ambiguous(earlier, _) => Localized::Ambiguous(earlier),
+            LocalResult::None => Localized::Skipped,
+        }
+    }
+}
+
+impl std::fmt::Display for LocalZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalZone::Named(zone) => write!(f, "{zone}"),
+            LocalZone::Fixed(offset) => write!(f, "{offset}"),
+        }
+    }
+}
+
+/// `Z`, `±HH`, `±HHMM` or `±HH:MM`, at most 23:59 either way.
+fn parse_offset(text: &str) -> Option<FixedOffset> {
+    if text == "Z" || text == "z" {
+        return FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match (text.strip_prefix('+'), text.strip_prefix('-')) {
+        (Some(rest), _) => (1, rest),
+        (_, Some(rest)) => (-1, rest),
+        _ => return None,
+    };
+    let digits: Vec<i32> = match rest.as_bytes() {
+        [h1, h2] => vec![*h1, *h2],
+        [h1, h2, m1, m2] | [h1, h2, b':', m1, m2] => vec![*h1, *h2, *m1, *m2],
+        _ => return None,
+    }
+    .into_iter()
+    .map(|b| b.is_ascii_digit().then(|| i32::from(b - b'0')))
+    .collect::<Option<_>>()?;
+    let hours = digits[0] * 10 + digits[1];
+    let minutes = if digits.len() == 4 { digits[2] * 10 + digits[3] } else { 0 };
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+}
+
 impl Mode {
     /// The windows for data whose last event is at `max_us`.
     pub(crate) fn bounds(self, max_us: i64) -> Bounds {
@@ -339,6 +443,56 @@ mod tests {
         let reversed =
             SplitConfig::explicit("in", "out", "2018-11-12T00:00:00Z", "2018-11-11T00:00:00Z");
         assert_eq!(reversed.problems()[0].0, "validation_end");
+    }
+
+    #[test]
+    fn assumed_zones_are_iana_names_or_offsets() {
+        let named = LocalZone::parse("America/New_York").unwrap();
+        assert_eq!(named, LocalZone::Named(chrono_tz::America::New_York));
+        let east = |s: i32| LocalZone::Fixed(FixedOffset::east_opt(s).unwrap());
+        assert_eq!(LocalZone::parse("+05:30").unwrap(), east(19_800));
+        assert_eq!(LocalZone::parse("+0530").unwrap(), east(19_800));
+        assert_eq!(LocalZone::parse("-03:30").unwrap(), east(-12_600));
+        assert_eq!(LocalZone::parse("+05").unwrap(), east(18_000));
+        assert_eq!(LocalZone::parse("Z").unwrap(), east(0));
+        assert_eq!(LocalZone::parse("UTC").unwrap(), LocalZone::Named(chrono_tz::UTC));
+        for bad in ["+5:30", "+05:3", "+24:00", "05:30", "+05:30:00", "Mars/Olympus", "", "+0:530"]
+        {
+            assert!(LocalZone::parse(bad).is_err(), "{bad}");
+        }
+        let mut config = SplitConfig::from_end("in", "out", "1d", "1d");
+        config.assume_timezone = Some("Nowhere/Special".into());
+        assert_eq!(config.problems()[0].0, "assume_timezone");
+        config.assume_timezone = Some("+05:45".into());
+        assert!(config.problems().is_empty());
+    }
+
+    #[test]
+    fn local_times_become_utc_instants_across_a_dst_change() {
+        let local = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").unwrap();
+        let utc = |s: &str| parse_instant(s, None).unwrap();
+        let ny = LocalZone::parse("America/New_York").unwrap();
+        // EDT (UTC-4) before the change, EST (UTC-5) after.
+        assert_eq!(
+            ny.to_utc(local("2018-11-03T20:00:00")),
+            Localized::Single(utc("2018-11-04T00:00:00Z"))
+        );
+        assert_eq!(
+            ny.to_utc(local("2018-11-04T03:00:00")),
+            Localized::Single(utc("2018-11-04T08:00:00Z"))
+        );
+        // 01:30 happens twice: the earlier (EDT) instant.
+        assert_eq!(
+            ny.to_utc(local("2018-11-04T01:30:00")),
+            Localized::Ambiguous(utc("2018-11-04T05:30:00Z"))
+        );
+        // 02:30 never happens when clocks go forward.
+        assert_eq!(ny.to_utc(local("2018-03-11T02:30:00")), Localized::Skipped);
+        let kathmandu = LocalZone::parse("+05:45").unwrap();
+        assert_eq!(
+            kathmandu.to_utc(local("2018-11-04T05:45:00")),
+            Localized::Single(utc("2018-11-04T00:00:00Z"))
+        );
     }
 
     #[test]

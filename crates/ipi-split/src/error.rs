@@ -8,6 +8,10 @@ pub enum Error {
     /// The configuration cannot be used as it is (`field: why`).
     #[error("invalid split configuration: {0}")]
     Config(String),
+    /// The input cannot be split as it is: no usable files, a missing
+    /// column, naive times without `assume_timezone`.
+    #[error("input {url}: {reason}")]
+    Input { url: String, reason: String },
     /// The store refused a read or a write.
     #[error("{context}: {source}")]
     Storage { context: String, source: ipi_storage::Error },
@@ -28,6 +32,10 @@ pub enum Error {
 impl Error {
     pub(crate) fn storage(context: impl std::fmt::Display, source: ipi_storage::Error) -> Error {
         Error::Storage { context: context.to_string(), source }
+    }
+
+    pub(crate) fn input(url: impl std::fmt::Display, reason: impl Into<String>) -> Error {
+        Error::Input { url: url.to_string(), reason: reason.into() }
     }
 
     pub(crate) fn polars(

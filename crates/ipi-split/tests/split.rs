@@ -10,7 +10,7 @@ use arrow_array::{
 };
 use chrono::{DateTime, TimeZone as _, Utc};
 use ipi_split::{SplitConfig, SplitReport, split};
-use ipi_storage::{DatasetWriter, Location, WriteMode};
+use ipi_storage::{Dataset, DatasetWriter, Location, WriteMode};
 use polars::prelude::*;
 
 const HOUR: i64 = 3_600_000_000;
@@ -104,6 +104,11 @@ fn batch(events: &[&Event]) -> RecordBatch {
 
 /// Writes the events as a committed dataset, `date=` by UTC day.
 async fn write_events(root: &Path, events: &[Event]) {
+    write_events_at(Location::parse(root.to_str().unwrap()).unwrap(), events).await;
+}
+
+/// Writes the events as a committed dataset at any location.
+async fn write_events_at(location: Location, events: &[Event]) {
     let mut by_date: BTreeMap<String, Vec<&Event>> = BTreeMap::new();
     for e in events {
         let date = DateTime::<Utc>::from_timestamp_micros(e.us)
@@ -112,7 +117,6 @@ async fn write_events(root: &Path, events: &[Event]) {
             .to_string();
         by_date.entry(date).or_default().push(e);
     }
-    let location = Location::parse(root.to_str().unwrap()).unwrap();
     let mut writer =
         DatasetWriter::new(location, ipi_core::schema::events_schema(), WriteMode::Overwrite);
     for (date, rows) in &by_date {
@@ -200,6 +204,7 @@ fn assert_adds_up(report: &SplitReport) {
             + report.test.rows
             + d.null_entity
             + d.non_ipv4
+            + d.bad_timestamp
             + d.gap
             + d.unseen_entity,
         report.input_rows,
@@ -460,4 +465,264 @@ async fn duckdb_reads_every_split() {
         );
         assert!(line.contains("TIMESTAMP WITH TIME ZONE"), "{name}: {line}");
     }
+}
+
+/// The visible names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn splits_are_committed_datasets_that_a_rerun_replaces() {
+    let f = fixture().await;
+    let out = f.out("committed");
+    let mut config = SplitConfig {
+        sagemaker_csv: true,
+        ..SplitConfig::explicit(&f.input, &out, "2018-11-11T00:00:00Z", "2018-11-12T00:00:00Z")
+    };
+    let first = split(&config).await.unwrap();
+    config.sagemaker_csv = false;
+    let second = split(&config).await.unwrap();
+    assert_eq!(listing(Path::new(&out)), ["_manifest.json", "test", "train", "validation"]);
+    for (name, (a, b)) in ipi_split::SPLITS.iter().zip([
+        (&first.train, &second.train),
+        (&first.validation, &second.validation),
+        (&first.test, &second.test),
+    ]) {
+        assert_ne!(a.commit, b.commit, "{name}");
+        let file = format!("part-{}-00000.parquet", b.commit);
+        assert_eq!(b.files, [format!("{name}/{file}")]);
+        assert_eq!(a.files[1], format!("{name}.csv"));
+        assert_eq!(
+            listing(&Path::new(&out).join(name)),
+            [ipi_storage::MANIFEST_NAME.to_string(), file],
+            "{name}: one committed file, the first run's is gone"
+        );
+        let dataset =
+            Dataset::open(&Location::parse(&format!("{out}/{name}")).unwrap()).await.unwrap();
+        assert_eq!(dataset.commit_id(), Some(b.commit.as_str()));
+        assert_eq!(dataset.num_rows(), b.rows, "{name}");
+        assert_eq!(a.rows, b.rows, "{name}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&out).join("_manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["train"]["commit"], second.train.commit.as_str());
+    assert_eq!(manifest["input_format"], "parquet");
+}
+
+/// Through the object-store paths: the input is staged from `memory://`,
+/// the splits are published to `memory://`, and they hold what a local
+/// split holds.
+#[tokio::test]
+async fn memory_input_and_output_split_as_local_ones_do() {
+    let f = fixture().await;
+    let input = format!("memory://split-tests-{}/events", std::process::id());
+    write_events_at(Location::parse(&input).unwrap(), &f.events).await;
+    let output = format!("memory://split-tests-{}/splits", std::process::id());
+    let config = SplitConfig {
+        sagemaker_csv: true,
+        ..SplitConfig::explicit(&input, &output, "2018-11-11T00:00:00Z", "2018-11-12T00:00:00Z")
+    };
+    let remote = split(&config).await.unwrap();
+    let local_out = f.out("local");
+    let local = split(&SplitConfig { output: local_out.clone(), ..config.clone() }).await.unwrap();
+    let output = Location::parse(&output).unwrap();
+    for (name, (r, l)) in ipi_split::SPLITS.iter().zip([
+        (&remote.train, &local.train),
+        (&remote.validation, &local.validation),
+        (&remote.test, &local.test),
+    ]) {
+        assert_eq!((r.rows, r.entities, &r.min_timestamp), (l.rows, l.entities, &l.min_timestamp));
+        let dataset = Dataset::open(&output.join(name)).await.unwrap();
+        assert_eq!(dataset.num_rows(), r.rows, "{name}");
+        let parquet = ipi_storage::get_bytes(&dataset.files()[0].location).await.unwrap();
+        let local_file = Path::new(&local_out).join(&l.files[0]);
+        assert_eq!(parquet.len() as u64, std::fs::metadata(local_file).unwrap().len(), "{name}");
+        let csv = ipi_storage::get_bytes(&output.join(&format!("{name}.csv"))).await.unwrap();
+        let local_csv = std::fs::read(Path::new(&local_out).join(format!("{name}.csv"))).unwrap();
+        assert!(csv == local_csv, "{name}.csv differs");
+    }
+    let report = ipi_storage::get_bytes(&output.join("_manifest.json")).await.unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["train"]["rows"], remote.train.rows);
+    assert_adds_up(&remote);
+}
+
+fn write_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A CSV without offsets: naive local times.
+const NAIVE_CSV: &str = "timestamp,entity,ip\n2018-11-10 12:00:00,user_1,10.0.0.1\n";
+
+#[tokio::test]
+async fn naive_times_are_refused_without_assume_timezone() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("logins.csv");
+    write_file(&csv, NAIVE_CSV);
+    let out = dir.path().join("out");
+    let config = SplitConfig::from_end(csv.to_str().unwrap(), out.to_str().unwrap(), "1d", "1d");
+    let err = split(&config).await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, ipi_split::Error::Input { .. }), "{err:?}");
+    assert!(message.contains("2018-11-10 12:00:00"), "{message}");
+    assert!(message.contains("assume_timezone"), "{message}");
+    assert!(!out.exists(), "nothing is written");
+
+    // A naive Parquet timestamp column is refused before it is read.
+    let parquet = dir.path().join("naive.parquet");
+    write_naive_parquet(&parquet, &[("2018-11-10T12:00:00", "user_1", "10.0.0.1")]).await;
+    let config =
+        SplitConfig::from_end(parquet.to_str().unwrap(), out.to_str().unwrap(), "1d", "1d");
+    let message = split(&config).await.unwrap_err().to_string();
+    assert!(message.contains("column `timestamp` has no time zone"), "{message}");
+    assert!(message.contains("--assume-timezone"), "{message}");
+
+    // Times with offsets need no zone.
+    write_file(&csv, "timestamp,entity,ip\n2018-11-10T12:00:00+05:45,user_1,10.0.0.1\n");
+    let config = SplitConfig::from_end(csv.to_str().unwrap(), out.to_str().unwrap(), "1d", "1d");
+    let report = split(&config).await.unwrap();
+    assert_eq!(report.test.min_timestamp.as_deref(), Some("2018-11-10T06:15:00Z"));
+    assert_eq!(report.input_format, "csv");
+    assert_eq!(report.assumed_timezone, None);
+}
+
+/// Writes a Parquet file whose `timestamp` is a naive `Timestamp(µs)`.
+async fn write_naive_parquet(path: &Path, rows: &[(&str, &str, &str)]) {
+    let micros: Vec<i64> = rows
+        .iter()
+        .map(|r| {
+            chrono::NaiveDateTime::parse_from_str(r.0, "%Y-%m-%dT%H:%M:%S")
+                .unwrap()
+                .and_utc()
+                .timestamp_micros()
+        })
+        .collect();
+    let text = |i: usize| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(|r| [r.0, r.1, r.2][i]).collect::<Vec<_>>()))
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("timestamp", Arc::new(TimestampMicrosecondArray::from(micros)) as ArrayRef),
+        ("entity", text(1)),
+        ("ip", text(2)),
+    ])
+    .unwrap();
+    let location = Location::from_local_path(path).unwrap();
+    let mut sink =
+        ipi_storage::ParquetSink::create(&location, batch.schema(), &Default::default()).unwrap();
+    sink.write(&batch).await.unwrap();
+    sink.close().await.unwrap();
+}
+
+/// Naive New York times on both sides of the 2018-11-04 change (EDT,
+/// UTC-4, then EST, UTC-5), in a directory of two CSV files.
+#[tokio::test]
+async fn naive_times_in_an_assumed_zone_become_their_utc_instants() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("logins");
+    write_file(
+        &input.join("a.csv"),
+        "timestamp,entity,ip\n\
+         2018-11-03 20:00:00,user_1,10.0.0.1\n\
+         2018-11-04 00:30:00,user_1,10.0.0.2\n\
+         2018-11-04 01:30:00,user_2,10.0.0.3\n\
+         2018-03-11 02:30:00,user_2,10.0.0.4\n",
+    );
+    write_file(
+        &input.join("b.csv"),
+        "timestamp,entity,ip\n\
+         2018-11-04T03:00:00,user_1,10.0.0.5\n\
+         2018-11-05 12:00:00.250,user_2,10.0.0.6\n\
+         2018-11-06T00:00:00+05:45,user_1,10.0.0.7\n\
+         not a time,user_1,10.0.0.8\n\
+         2018-11-05 13:00:00,,10.0.0.9\n",
+    );
+    std::fs::write(input.join("README.txt"), "not data").unwrap();
+    let out = dir.path().join("out");
+    let config = SplitConfig {
+        assume_timezone: Some("America/New_York".into()),
+        ..SplitConfig::explicit(
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "2018-11-04T06:00:00Z",
+            "2018-11-05T00:00:00Z",
+        )
+    };
+    let report = split(&config).await.unwrap();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
+    let expected: [Vec<(&str, i64)>; 3] = [
+        vec![
+            ("10.0.0.1", at("2018-11-04T00:00:00Z")),
+            ("10.0.0.2", at("2018-11-04T04:30:00Z")),
+            // 01:30 happens twice that night: the earlier (EDT) instant.
+            ("10.0.0.3", at("2018-11-04T05:30:00Z")),
+        ],
+        vec![("10.0.0.5", at("2018-11-04T08:00:00Z"))],
+        vec![("10.0.0.6", at("2018-11-05T17:00:00.25Z")), ("10.0.0.7", at("2018-11-05T18:15:00Z"))],
+    ];
+    for (name, expected) in ipi_split::SPLITS.iter().zip(expected) {
+        let got: BTreeMap<String, i64> = read_split(&out, name).into_iter().collect();
+        let expected: BTreeMap<String, i64> =
+            expected.into_iter().map(|(ip, us)| (ip.to_owned(), us)).collect();
+        assert_eq!(got, expected, "{name}");
+    }
+    assert_eq!(report.input_files, 2);
+    assert_eq!(report.input_rows, 9);
+    // 02:30 on 2018-03-11 never happened in New York; `not a time` is no time.
+    assert_eq!(report.dropped.bad_timestamp, 2);
+    assert_eq!(report.dropped.null_entity, 1);
+    assert_eq!(
+        report.assumed_timezone,
+        Some(ipi_split::AssumedTimezone {
+            zone: "America/New_York".into(),
+            naive_rows: 7,
+            ambiguous_rows: 1,
+            skipped_rows: 1,
+        })
+    );
+    assert_adds_up(&report);
+    assert!(report.to_table().contains("naive times read in America/New_York: 7 rows"));
+}
+
+/// A naive Parquet file read at a fixed offset.
+#[tokio::test]
+async fn naive_parquet_at_a_fixed_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("logins.parquet");
+    write_naive_parquet(
+        &parquet,
+        &[
+            ("2018-11-10T05:30:00", "user_1", "10.0.0.1"),
+            ("2018-11-11T05:29:59", "user_1", "10.0.0.2"),
+            ("2018-11-11T05:30:00", "user_2", "10.0.0.3"),
+        ],
+    )
+    .await;
+    let out = dir.path().join("out");
+    let config = SplitConfig {
+        assume_timezone: Some("+05:30".into()),
+        ..SplitConfig::explicit(
+            parquet.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "2018-11-10T12:00:00Z",
+            "2018-11-11T00:00:00Z",
+        )
+    };
+    let report = split(&config).await.unwrap();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
+    assert_eq!(read_split(&out, "train"), [("10.0.0.1".to_owned(), at("2018-11-10T00:00:00Z"))]);
+    assert_eq!(
+        read_split(&out, "validation"),
+        [("10.0.0.2".to_owned(), at("2018-11-10T23:59:59Z"))]
+    );
+    assert_eq!(read_split(&out, "test"), [("10.0.0.3".to_owned(), at("2018-11-11T00:00:00Z"))]);
+    let assumed = report.assumed_timezone.unwrap();
+    assert_eq!((assumed.zone.as_str(), assumed.naive_rows), ("+05:30", 3));
 }

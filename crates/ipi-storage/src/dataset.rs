@@ -89,7 +89,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::glob::{is_hidden, list_all, list_glob};
 use crate::location::Location;
-use crate::parquet_io::{ParquetOptions, ParquetSink, read_parquet_metadata};
+use crate::parquet_io::{ParquetOptions, ParquetSink, WrittenFile, read_parquet_metadata};
 
 /// The name of the manifest object at a dataset's root.
 pub const MANIFEST_NAME: &str = "_ipi_dataset.json";
@@ -243,11 +243,17 @@ impl Dataset {
         root: &Location,
         found: Vec<(Location, String, u64)>,
     ) -> Result<Dataset> {
-        let footers: Vec<_> = futures::stream::iter(found.iter())
-            .map(|(location, _, size)| read_parquet_metadata(location, Some(*size)))
-            .buffered(8)
-            .try_collect()
-            .await?;
+        // Owned inputs: a closure returning a future that borrows its argument
+        // would make every caller's future not `Send`.
+        let inputs: Vec<(Location, u64)> = found.iter().map(|(l, _, s)| (l.clone(), *s)).collect();
+        let footers: Vec<_> =
+            futures::stream::iter(inputs)
+                .map(|(location, size)| async move {
+                    read_parquet_metadata(&location, Some(size)).await
+                })
+                .buffered(8)
+                .try_collect()
+                .await?;
         let schema = footers.first().map(|f| Arc::clone(f.schema()));
         let files = found
             .into_iter()
@@ -532,6 +538,57 @@ impl DatasetWriter {
         Err(self.fail(error))
     }
 
+    /// Adds a finished Parquet object, written by another encoder (polars,
+    /// pyarrow, a `ParquetSink`), to a partition of this transaction: it is
+    /// copied with [`copy_object`] to the partition's next
+    /// `part-<txn>-<n>.parquet` and published by [`commit`](Self::commit)
+    /// like the files [`write`](Self::write) makes. Unlike those, a file
+    /// with no rows is kept (it still tells readers the schema).
+    ///
+    /// Its footer is read first: column types other than the writer's are
+    /// refused ([`Error::SchemaMismatch`]), and so is a partition with
+    /// batches being written (add files before writing batches there, or
+    /// after [`close_files`](Self::close_files)).
+    pub async fn add_file<'a>(
+        &mut self,
+        partition: impl Into<Option<&'a str>>,
+        source: &Location,
+    ) -> Result<WrittenFile> {
+        self.check_not_failed()?;
+        let key = self.partition_key(partition.into())?;
+        if self.open.contains_key(&key) {
+            return Err(Error::InvalidPartition {
+                url: self.root.to_string(),
+                partition: key,
+                reason: "batches are being written to it; add files before writing batches, or after close_files".into(),
+            });
+        }
+        let footer = read_parquet_metadata(source, None).await?;
+        if !same_types(&self.schema, footer.schema()) {
+            return Err(Error::SchemaMismatch {
+                url: self.root.to_string(),
+                reason: format!(
+                    "the writer has [{}], {source} has [{}]",
+                    describe_fields(&self.schema),
+                    describe_fields(footer.schema())
+                ),
+            });
+        }
+        let rows = footer.metadata().file_metadata().num_rows().max(0) as u64;
+        let n = self.next_file.get(&key).copied().unwrap_or(0);
+        let location = self.root.join(&key).join(&format!("part-{}-{n:05}.parquet", self.txn));
+        self.next_file.insert(key.clone(), n + 1);
+        let size = copy_object(source, &location).await?;
+        self.written.insert(key.clone());
+        self.closed.push(ManifestFile {
+            path: relative_path(self.root.path(), location.path()).unwrap_or_default(),
+            size,
+            rows,
+            partition: key,
+        });
+        Ok(WrittenFile { location, size, rows })
+    }
+
     /// Closes every open file, so that each exists in the store (still
     /// unpublished), and waits for the partitions' tasks.
     /// [`commit`](Self::commit) does this first; calling it earlier only
@@ -673,13 +730,7 @@ impl DatasetWriter {
     /// Refuses a batch whose columns are not of the writer's types (nested
     /// field names aside), before it reaches an encoder.
     fn check_batch(&self, batch: &RecordBatch) -> Result<()> {
-        let (ours, theirs) = (self.schema.fields(), batch.schema_ref().fields());
-        let same = ours.len() == theirs.len()
-            && ours
-                .iter()
-                .zip(theirs.iter())
-                .all(|(a, b)| a.data_type().equals_datatype(b.data_type()));
-        if same {
+        if same_types(&self.schema, batch.schema_ref()) {
             return Ok(());
         }
         Err(Error::SchemaMismatch {
@@ -940,6 +991,48 @@ pub async fn get_bytes(location: &Location) -> Result<Bytes> {
     result.bytes().await.map_err(|e| Error::store(location, e))
 }
 
+/// Streams the object at `from` to `to`, which may be in another store
+/// (S3 to the local disk, the local disk to S3, ...); returns its size.
+///
+/// Memory stays bounded whatever the size: the object is read as a stream
+/// and uploaded in 10 MiB parts (multipart upload beyond one part, 2 parts
+/// in flight). Nothing is visible at `to` until the copy is complete: a
+/// failed copy leaves what was there before (and aborts its multipart
+/// upload, unless completing it is what failed).
+pub async fn copy_object(from: &Location, to: &Location) -> Result<u64> {
+    const PART: usize = 10 * 1024 * 1024;
+    let source = from.store().get(from.path()).await.map_err(|e| Error::store(from, e))?;
+    let mut chunks = source.into_stream();
+    let mut upload =
+        object_store::buffered::BufWriter::with_capacity(to.store(), to.path().clone(), PART)
+            .with_max_concurrency(2);
+    let mut size = 0u64;
+    let streamed: Result<()> = async {
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| Error::store(from, e))?;
+            size += chunk.len() as u64;
+            upload.put(chunk).await.map_err(|e| Error::store(to, e))?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = streamed {
+        // Not shut down yet, so `abort` may be called (it panics after).
+        if let Err(abort) = upload.abort().await {
+            tracing::debug!(url = %to, error = %abort, "Failed to abort an upload.");
+        }
+        return Err(error);
+    }
+    tokio::io::AsyncWriteExt::shutdown(&mut upload).await.map_err(|e| {
+        let source = match e.downcast::<object_store::Error>() {
+            Ok(e) => e,
+            Err(e) => object_store::Error::Generic { store: "copy", source: Box::new(e) },
+        };
+        Error::store(to, source)
+    })?;
+    Ok(size)
+}
+
 /// Deletes the object at `location` (an error if there is none).
 pub async fn delete(location: &Location) -> Result<()> {
     location.store().delete(location.path()).await.map_err(|e| Error::store(location, e))
@@ -1038,6 +1131,14 @@ fn check_schema(root: &Location, manifest: &Manifest, schema: &Schema) -> Result
             describe_fields(schema)
         ),
     })
+}
+
+/// The same number of columns, of the same types (nested field names
+/// aside).
+fn same_types(ours: &Schema, theirs: &Schema) -> bool {
+    let (ours, theirs) = (ours.fields(), theirs.fields());
+    ours.len() == theirs.len()
+        && ours.iter().zip(theirs.iter()).all(|(a, b)| a.data_type().equals_datatype(b.data_type()))
 }
 
 /// `name: type, …` of a schema's fields, for error messages.

@@ -18,7 +18,8 @@
 //!   re-running a write replaces instead of duplicating. Partitions are
 //!   encoded in parallel, off the caller's task. The protocol and the
 //!   memory bound are described in [`dataset`].
-//! * [`put_atomic`] and [`put_if_absent`]: small objects such as run manifests.
+//! * [`put_atomic`] and [`put_if_absent`]: small objects such as run manifests;
+//!   [`copy_object`]: any object, streamed from one store to another.
 //!
 //! # Example
 //!
@@ -65,7 +66,7 @@ mod parquet_io;
 
 pub use dataset::{
     CommitSummary, DataFile, Dataset, DatasetWriter, MANIFEST_NAME, Manifest, ManifestFile,
-    WriteMode, WriterOptions, delete, get_bytes, put_atomic, put_if_absent,
+    WriteMode, WriterOptions, copy_object, delete, get_bytes, put_atomic, put_if_absent,
 };
 pub use error::{Error, Result};
 pub use glob::{expand, is_hidden, list_all, list_glob};

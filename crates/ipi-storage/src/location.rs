@@ -195,6 +195,26 @@ impl Location {
         }
     }
 
+    /// A location on the local disk, taken literally: unlike
+    /// [`parse`](Self::parse), glob characters are part of the name (for
+    /// paths a program made itself, such as a temporary directory's).
+    /// Relative paths are made absolute against the current directory.
+    ///
+    /// ```
+    /// use ipi_storage::Location;
+    ///
+    /// let loc = Location::from_local_path(std::path::Path::new("/tmp/run[1]/x.parquet"))?;
+    /// assert_eq!(loc.to_string(), "file:///tmp/run%5B1%5D/x.parquet");
+    /// # Ok::<(), ipi_storage::Error>(())
+    /// ```
+    pub fn from_local_path(path: &std::path::Path) -> Result<Location> {
+        let path = local_path(path.to_path_buf()).map_err(|reason| Error::InvalidLocation {
+            input: path.display().to_string(),
+            reason,
+        })?;
+        Location::new(Backend::Local, path)
+    }
+
     fn new(backend: Backend, path: Path) -> Result<Location> {
         let base = match &backend {
             Backend::Local => "file:///".to_string(),

@@ -20,8 +20,8 @@ use futures::TryStreamExt;
 use ipi_storage::object_store::buffered::BufWriter;
 use ipi_storage::{
     Dataset, DatasetWriter, Error, Location, ObjectStoreExt, ParquetOptions, ParquetSink,
-    ReadOptions, WriteMode, WriterOptions, expand, get_bytes, list_all, list_glob, put_atomic,
-    put_if_absent, read_parquet,
+    ReadOptions, WriteMode, WriterOptions, copy_object, expand, get_bytes, list_all, list_glob,
+    put_atomic, put_if_absent, read_parquet,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -126,6 +126,8 @@ conformance!(
     open_or_glob_reads_foreign_parquet,
     interleaved_partitions_keep_write_order,
     failed_partitions_publish_nothing,
+    copy_object_streams_to_and_from_local_disk,
+    add_file_publishes_parquet_written_elsewhere,
 );
 
 // ---- helpers ---------------------------------------------------------------
@@ -410,6 +412,66 @@ async fn parquet_sink_streams_large_files(root: Location) {
     let missing =
         read_parquet(&loc, &ReadOptions::default().with_columns(["nope"])).await.unwrap_err();
     assert!(matches!(missing, Error::ColumnNotFound { .. }), "{missing:?}");
+}
+
+/// Objects stream from this backend to the local disk and back, in parts,
+/// whatever their size; a copy from nowhere writes nothing.
+async fn copy_object_streams_to_and_from_local_disk(root: Location) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = noise(2 * 10 * 1024 * 1024 + 99, 3);
+    let small = root.join("small.bin");
+    put_atomic(&small, Bytes::from(data.clone())).await.unwrap();
+    let local = Location::from_local_path(&dir.path().join("a [copy]/big.bin")).unwrap();
+    assert_eq!(copy_object(&small, &local).await.unwrap(), data.len() as u64);
+    assert!(std::fs::read(dir.path().join("a [copy]/big.bin")).unwrap() == data);
+    let back = root.join("back/big.bin");
+    assert_eq!(copy_object(&local, &back).await.unwrap(), data.len() as u64);
+    assert!(get_bytes(&back).await.unwrap() == data, "the bytes copied back differ");
+    let empty = root.join("empty");
+    put_atomic(&empty, Bytes::new()).await.unwrap();
+    assert_eq!(copy_object(&empty, &root.join("empty2")).await.unwrap(), 0);
+    let err = copy_object(&root.join("absent"), &root.join("nothing")).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert!(get_bytes(&root.join("nothing")).await.unwrap_err().is_not_found());
+}
+
+/// Parquet files made by another encoder are published by the commit like
+/// the writer's own; other column types are refused.
+async fn add_file_publishes_parquet_written_elsewhere(root: Location) {
+    let dir = tempfile::tempdir().unwrap();
+    let made = Location::from_local_path(&dir.path().join("made.parquet")).unwrap();
+    let mut sink = ParquetSink::create(&made, schema(), &ParquetOptions::default()).unwrap();
+    sink.write(&batch("x", 0..10)).await.unwrap();
+    sink.close().await.unwrap();
+    let empty = Location::from_local_path(&dir.path().join("empty.parquet")).unwrap();
+    ParquetSink::create(&empty, schema(), &ParquetOptions::default())
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+
+    let ds = root.join("ds");
+    let mut writer = DatasetWriter::new(ds.clone(), schema(), WriteMode::Overwrite);
+    let added = writer.add_file(None, &made).await.unwrap();
+    assert_eq!(added.rows, 10);
+    assert_eq!(added.location, ds.join(&format!("part-{}-00000.parquet", writer.txn())));
+    assert_eq!(writer.add_file("d=1", &empty).await.unwrap().rows, 0);
+    writer.write("d=2", &batch("d", 10..15)).await.unwrap();
+    let err = writer.add_file("d=2", &made).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidPartition { .. }), "{err:?}");
+    let other: SchemaRef = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+    let err = DatasetWriter::new(ds.clone(), other, WriteMode::Overwrite)
+        .add_file(None, &made)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::SchemaMismatch { .. }), "{err:?}");
+    assert!(matches!(Dataset::open(&ds).await.unwrap_err(), Error::NotADataset { .. }));
+
+    let summary = writer.commit().await.unwrap();
+    assert_eq!((summary.files, summary.rows), (3, 15));
+    let dataset = Dataset::open(&ds).await.unwrap();
+    assert_eq!(dataset.partitions(), ["", "d=1", "d=2"]);
+    assert_eq!(sum_ids(&dataset).await, (0..15).sum::<i64>());
 }
 
 // ---- atomic commit ---------------------------------------------------------

@@ -7,8 +7,10 @@
 //! of pipelines; this module is the only place that joins the two.
 
 pub mod ingest;
+pub mod score;
 pub mod split;
 pub mod synth;
+pub mod train;
 
 use std::collections::BTreeMap;
 
@@ -88,7 +90,13 @@ impl Registry {
     /// The registry of this build. Each step issue adds its kind here.
     pub fn builtin() -> Registry {
         Registry {
-            kinds: vec![Box::new(synth::Synth), Box::new(ingest::Ingest), Box::new(split::Split)],
+            kinds: vec![
+                Box::new(synth::Synth),
+                Box::new(ingest::Ingest),
+                Box::new(split::Split),
+                Box::new(train::Train),
+                Box::new(score::Score),
+            ],
         }
     }
 

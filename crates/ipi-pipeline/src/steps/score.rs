@@ -1,0 +1,59 @@
+//! The `score` step kind: the day's events scored with the trained model.
+
+use futures::future::BoxFuture;
+use ipi_config::{BodyError, ParamType};
+use ipi_score::ScoreConfig;
+
+use super::{StepContext, StepKind, StepReport, check_config};
+
+/// `uses = "score"`.
+#[derive(Debug)]
+pub struct Score;
+
+impl StepKind for Score {
+    fn kind(&self) -> &'static str {
+        "score"
+    }
+
+    fn about(&self) -> &'static str {
+        "Score events with a model into the scores dataset (by UTC day; bad rows to _rejects/)."
+    }
+
+    fn outputs(&self) -> Vec<(&'static str, ParamType)> {
+        vec![("output", ParamType::Url), ("rows", ParamType::Int), ("flagged", ParamType::Int)]
+    }
+
+    fn check(&self, body: &toml::Table) -> Vec<BodyError> {
+        check_config(body, ScoreConfig::problems)
+    }
+
+    fn run<'a>(
+        &'a self,
+        _ctx: &'a StepContext,
+        body: toml::Table,
+    ) -> BoxFuture<'a, anyhow::Result<StepReport>> {
+        Box::pin(async move {
+            let config: ScoreConfig = body.try_into()?;
+            let report = ipi_score::score(&config).await?;
+            tracing::info!(
+                rows = report.rows,
+                rejected = report.rejected,
+                unseen_entities = report.unseen_entities,
+                flagged = report.flagged,
+                output = %report.output,
+                "Scored."
+            );
+            let mut out = StepReport::default();
+            let output = config.output.trim_end_matches('/').to_owned();
+            out.outputs.insert("output".into(), toml::Value::String(output));
+            out.outputs.insert("rows".into(), toml::Value::Integer(report.rows as i64));
+            out.outputs.insert("flagged".into(), toml::Value::Integer(report.flagged as i64));
+            out.metrics.insert("rows".into(), report.rows.into());
+            out.metrics.insert("rejected".into(), report.rejected.into());
+            out.metrics.insert("unseen_entities".into(), report.unseen_entities.into());
+            out.metrics.insert("flagged".into(), report.flagged.into());
+            out.metrics.insert("pairs_per_sec".into(), report.pairs_per_sec.into());
+            Ok(out)
+        })
+    }
+}

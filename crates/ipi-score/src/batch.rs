@@ -1,0 +1,650 @@
+//! The batch transform: score a dataset (or request bodies) into the scores
+//! dataset, or into SageMaker's `.out` response files.
+//!
+//! Parquet inputs are streamed one batch of [`ScoreConfig::batch_rows`]
+//! rows at a time: read, score, hand to the writer, so memory stays bounded
+//! whatever the input's size. Request bodies (CSV, JSON, JSON Lines) are
+//! read one object at a time, whole, as SageMaker's endpoint reads them.
+//!
+//! Rows that cannot be scored go to `<output>/_rejects/` with their reason.
+//! Both datasets are written with [`WriteMode::ReplacePartitions`], so
+//! scoring a day again replaces that day's scores and rejects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::compute::{cast, filter_record_batch};
+use arrow_array::builder::{BinaryBuilder, StringBuilder, UInt64Builder};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch,
+    StringArray, UInt32Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use futures::TryStreamExt;
+use ipi_core::schema::{self, events};
+use ipi_storage::{
+    Dataset, DatasetWriter, Location, ReadOptions, WriteMode, expand, get_bytes, put_atomic,
+    read_parquet,
+};
+use serde::Serialize;
+
+use crate::codec::{self, Accept, ContentType, RejectReason};
+use crate::config::ScoreConfig;
+use crate::error::{Error, Result};
+use crate::scorer::{Scorer, Scores, predictions};
+
+/// What a batch transform did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScoreReport {
+    /// The model's id.
+    pub model_id: String,
+    /// Where the scores (or `.out` files) went.
+    pub output: String,
+    /// Input rows read.
+    pub rows_in: u64,
+    /// Rows scored.
+    pub rows: u64,
+    /// Rows sent to `_rejects/`.
+    pub rejected: u64,
+    /// Scored rows whose entity training never saw.
+    pub unseen_entities: u64,
+    /// Scored rows flagged (with a threshold).
+    pub flagged: u64,
+    /// The partitions written (`date=YYYY-MM-DD`, or `""`).
+    pub partitions: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+    /// `rows / seconds`.
+    pub pairs_per_sec: f64,
+}
+
+/// Runs the batch transform described by `config`.
+pub async fn score(config: &ScoreConfig) -> Result<ScoreReport> {
+    if let Some((field, problem)) = config.problems().into_iter().next() {
+        return Err(Error::Input {
+            url: config.input.clone(),
+            reason: format!("{field}: {problem}"),
+        });
+    }
+    let started = Instant::now();
+    let scorer = Scorer::load(&config.model, config.device.as_deref()).await?;
+    let accept = config.accept.as_deref().map(Accept::parse).transpose()?;
+    let content_type = match &config.content_type {
+        Some(ct) => Some(ContentType::parse(ct)?),
+        None => ContentType::from_extension(config.input.trim_end_matches('/')),
+    };
+    let output = Location::parse(&config.output)?;
+    let mut job = Job::new(config, scorer, accept, output);
+    match content_type {
+        Some(ct) => job.bodies(ct).await?,
+        None => job.parquet().await?,
+    }
+    job.finish(started).await
+}
+
+/// One transform in progress.
+struct Job<'a> {
+    config: &'a ScoreConfig,
+    scorer: Scorer,
+    accept: Option<Accept>,
+    output: Location,
+    /// The scores dataset's writer (not with `accept`): made at the first
+    /// batch, when the input's schema is known.
+    scores: Option<(SchemaRef, DatasetWriter)>,
+    rejects: DatasetWriter,
+    /// Partitions touched in either dataset: marked in both at the end, so
+    /// that a day's scores and rejects are replaced together.
+    partitions: BTreeSet<String>,
+    report: ScoreReport,
+}
+
+impl<'a> Job<'a> {
+    fn new(
+        config: &'a ScoreConfig,
+        scorer: Scorer,
+        accept: Option<Accept>,
+        output: Location,
+    ) -> Self {
+        let rejects = DatasetWriter::new(
+            output.join("_rejects"),
+            schema::rejects_schema(),
+            WriteMode::ReplacePartitions,
+        );
+        let report = ScoreReport {
+            model_id: scorer.model_id().to_string(),
+            output: output.to_string(),
+            ..ScoreReport::default()
+        };
+        Job {
+            config,
+            scorer,
+            accept,
+            output,
+            scores: None,
+            rejects,
+            partitions: BTreeSet::new(),
+            report,
+        }
+    }
+
+    /// The events dataset, a day of it, or other Parquet.
+    async fn parquet(&mut self) -> Result<()> {
+        let root = Location::parse(&self.config.input)?;
+        let day = day_partition(&self.config.input);
+        let dataset = match Dataset::open_or_glob(&root).await {
+            Ok(dataset) => dataset,
+            // A day with no events: nothing to score, but the day's old
+            // scores are replaced (by nothing) all the same.
+            Err(ipi_storage::Error::NotADataset { .. }) if day.is_some() => {
+                tracing::warn!(input = %root, "No events to score for this day.");
+                if let Some(day) = day {
+                    self.partitions.insert(day);
+                }
+                if self.accept.is_none() {
+                    // Keep the columns the scores already have, if any.
+                    let existing = Dataset::open(&self.output).await.ok();
+                    match existing.as_ref().and_then(Dataset::schema) {
+                        Some(schema) => {
+                            let writer = DatasetWriter::new(
+                                self.output.clone(),
+                                schema.clone(),
+                                WriteMode::ReplacePartitions,
+                            );
+                            self.scores = Some((schema.clone(), writer));
+                        }
+                        None => {
+                            self.open_scores(&schema::events_schema()).await?;
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for file in dataset.files() {
+            let source = file.location.to_string();
+            let options = ReadOptions::default()
+                .with_batch_size(self.config.batch_rows)
+                .with_file_size(file.size);
+            let mut stream = read_parquet(&file.location, &options).await?;
+            let mut first_line = 1u64;
+            let mut out = Vec::new();
+            while let Some(batch) = stream.try_next().await? {
+                let n = batch.num_rows() as u64;
+                // A hive partition in the path (`date=…/part.parquet`) names
+                // the rejects' partition when rows carry no timestamp.
+                let fallback = day.clone().unwrap_or_else(|| source_partition(&source));
+                let fallback = if file.partition.starts_with("date=") {
+                    file.partition.clone()
+                } else {
+                    fallback
+                };
+                self.table_batch(&source, first_line, &batch, &fallback, &mut out).await?;
+                first_line += n;
+            }
+            if let Some(accept) = self.accept {
+                self.write_out(&file.path, accept, &out).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores one batch of a table input.
+    async fn table_batch(
+        &mut self,
+        source: &str,
+        first_line: u64,
+        batch: &RecordBatch,
+        fallback_partition: &str,
+        out: &mut Vec<codec::Prediction>,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        self.report.rows_in += n as u64;
+        let input = Input::of(source, batch)?;
+        let mut keep = Vec::with_capacity(n);
+        let mut entities = Vec::with_capacity(n);
+        let mut ips = Vec::with_capacity(n);
+        let mut rejects = Rejects::default();
+        for i in 0..n {
+            let entity = input.entity.is_valid(i).then(|| input.entity.value(i));
+            let ip = input.ipv4(i);
+            let checked = match ip {
+                Some(ip) if entity.is_some_and(|e| !e.trim().is_empty()) => Ok(ip),
+                _ => codec::validate(entity, input.ip_text(i).as_bytes())
+                    .and(Err(RejectReason::InvalidIp)),
+            };
+            let checked = checked.and_then(|ip| match &input.micros {
+                Some(ts) if ts.is_null(i) => Err(RejectReason::Malformed),
+                _ => Ok(ip),
+            });
+            match checked {
+                Ok(ip) => {
+                    keep.push(true);
+                    entities.push(entity.unwrap_or_default().to_string());
+                    ips.push(ip);
+                }
+                Err(reason) => {
+                    keep.push(false);
+                    let partition = match &input.micros {
+                        Some(ts) if ts.is_valid(i) => date_partition(ts.value(i)),
+                        _ => fallback_partition.to_string(),
+                    };
+                    let raw = format!("{},{}", entity.unwrap_or_default(), input.ip_text(i));
+                    rejects.push(
+                        partition,
+                        source,
+                        first_line + i as u64,
+                        reason.as_str(),
+                        raw.as_bytes(),
+                    );
+                }
+            }
+        }
+        self.write_rejects(rejects).await?;
+        if ips.is_empty() {
+            return Ok(());
+        }
+        let good = filter_record_batch(batch, &BooleanArray::from(keep))?;
+        let verbose = self.config.verbose;
+        let scores = self.scorer.score_blocking(entities, ips, verbose).await?;
+        self.count(&scores);
+        if self.accept.is_some() {
+            out.extend(predictions(&scores, self.scorer.dim()));
+            return Ok(());
+        }
+        let micros = match good.column_by_name(events::TIMESTAMP) {
+            Some(ts) => Some(timestamp_micros(ts)?),
+            None => None,
+        };
+        let scored = self.scored_batch(&good, &scores).await?;
+        match micros {
+            None => {
+                self.write_scores(fallback_partition_for_scores(fallback_partition), &scored).await
+            }
+            Some(micros) => {
+                // Rows of one day are usually one batch; split when not.
+                let days: Vec<i64> =
+                    (0..micros.len()).map(|i| micros.value(i).div_euclid(MICROS_PER_DAY)).collect();
+                let distinct: BTreeSet<i64> = days.iter().copied().collect();
+                for day in distinct {
+                    let partition = date_partition(day * MICROS_PER_DAY);
+                    if days.iter().all(|&d| d == day) {
+                        self.write_scores(&partition, &scored).await?;
+                    } else {
+                        let mask: BooleanArray = days.iter().map(|&d| Some(d == day)).collect();
+                        let part = filter_record_batch(&scored, &mask)?;
+                        self.write_scores(&partition, &part).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Request bodies: every object the input names.
+    async fn bodies(&mut self, content_type: ContentType) -> Result<()> {
+        let objects = expand(&self.config.input).await?;
+        if objects.is_empty() {
+            return Err(Error::Input {
+                url: self.config.input.clone(),
+                reason: "no such object, or nothing under this prefix".into(),
+            });
+        }
+        let input_schema = Arc::new(Schema::new(vec![
+            Field::new(events::ENTITY, DataType::Utf8, false),
+            Field::new(events::IP, DataType::Utf8, false),
+        ]));
+        for (location, _) in objects {
+            let source = location.to_string();
+            let partition = source_partition(&source);
+            // Even a now-clean file replaces its old rejects.
+            self.partitions.insert(partition.clone());
+            let body = get_bytes(&location).await?;
+            let decoded = codec::decode(content_type, &body)
+                .map_err(|e| Error::Input { url: source.clone(), reason: e.to_string() })?;
+            self.report.rows_in += (decoded.pairs.len() + decoded.bad.len()) as u64;
+            let mut rejects = Rejects::default();
+            for bad in &decoded.bad {
+                let reason = format!("{}: {}", RejectReason::Malformed.as_str(), bad.message);
+                rejects.push(partition.clone(), &source, bad.line, &reason, &bad.raw);
+            }
+            let mut good = Vec::with_capacity(decoded.pairs.len());
+            for pair in decoded.pairs {
+                match pair.validate() {
+                    Ok(ip) => good.push((pair, ip)),
+                    Err(reason) => {
+                        let raw = format!("{},{}", pair.entity, pair.ip);
+                        rejects.push(
+                            partition.clone(),
+                            &source,
+                            pair.line,
+                            reason.as_str(),
+                            raw.as_bytes(),
+                        );
+                    }
+                }
+            }
+            self.write_rejects(rejects).await?;
+            let mut out = Vec::new();
+            for chunk in good.chunks(self.config.batch_rows) {
+                let entities: Vec<String> = chunk.iter().map(|(p, _)| p.entity.clone()).collect();
+                let ips: Vec<u32> = chunk.iter().map(|&(_, ip)| ip).collect();
+                let scores =
+                    self.scorer.score_blocking(entities.clone(), ips, self.config.verbose).await?;
+                self.count(&scores);
+                if self.accept.is_some() {
+                    out.extend(predictions(&scores, self.scorer.dim()));
+                    continue;
+                }
+                let batch = RecordBatch::try_new(
+                    input_schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(entities)),
+                        Arc::new(StringArray::from_iter_values(
+                            chunk.iter().map(|(p, _)| p.ip.as_str()),
+                        )),
+                    ],
+                )?;
+                let scored = self.scored_batch(&batch, &scores).await?;
+                self.write_scores("", &scored).await?;
+            }
+            if let Some(accept) = self.accept {
+                let name = location.filename().unwrap_or("input").to_string();
+                self.write_out(&name, accept, &out).await?;
+            } else if self.scores.is_none() {
+                self.open_scores(&input_schema).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, scores: &Scores) {
+        self.report.rows += scores.dot_product.len() as u64;
+        self.report.unseen_entities += scores.entity_seen.iter().filter(|s| !**s).count() as u64;
+        if let Some(t) = self.config.threshold {
+            self.report.flagged +=
+                scores.dot_product.iter().filter(|&&d| f64::from(-d) > t).count() as u64;
+        }
+    }
+
+    /// The scores dataset's writer, made for `input`'s columns.
+    async fn open_scores(&mut self, input: &Schema) -> Result<SchemaRef> {
+        if let Some((schema, _)) = &self.scores {
+            return Ok(schema.clone());
+        }
+        let input = Schema::new(input.fields().clone());
+        let dim = self.config.verbose.then(|| self.scorer.dim() as i32);
+        let schema = schema::scores_schema(&input, dim);
+        let writer =
+            DatasetWriter::new(self.output.clone(), schema.clone(), WriteMode::ReplacePartitions);
+        self.scores = Some((schema.clone(), writer));
+        Ok(schema)
+    }
+
+    /// `batch`'s columns plus the score columns.
+    async fn scored_batch(&mut self, batch: &RecordBatch, scores: &Scores) -> Result<RecordBatch> {
+        let schema = self.open_scores(batch.schema().as_ref()).await?;
+        let n = batch.num_rows();
+        let dot = Float32Array::from(scores.dot_product.clone());
+        let anomaly: Float32Array = scores.dot_product.iter().map(|d| Some(-d)).collect();
+        let seen = BooleanArray::from(scores.entity_seen.clone());
+        let flagged: BooleanArray = match self.config.threshold {
+            Some(t) => scores.dot_product.iter().map(|&d| Some(f64::from(-d) > t)).collect(),
+            None => BooleanArray::new_null(n),
+        };
+        let model_id =
+            StringArray::from_iter_values(std::iter::repeat_n(self.scorer.model_id(), n));
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.extend([
+            Arc::new(dot) as ArrayRef,
+            Arc::new(anomaly),
+            Arc::new(seen),
+            Arc::new(flagged),
+            Arc::new(model_id),
+        ]);
+        if self.config.verbose {
+            let dim = self.scorer.dim() as i32;
+            let item = Arc::new(Field::new("item", DataType::Float32, false));
+            for v in [&scores.entity_embedding, &scores.ip_embedding] {
+                let values = Float32Array::from(v.clone().unwrap_or_default());
+                columns.push(Arc::new(FixedSizeListArray::try_new(
+                    item.clone(),
+                    dim,
+                    Arc::new(values),
+                    None,
+                )?));
+            }
+        }
+        if columns.len() != schema.fields().len() {
+            return Err(Error::Input {
+                url: self.config.input.clone(),
+                reason: "the input's files do not all have the same columns".into(),
+            });
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    async fn write_scores(&mut self, partition: &str, batch: &RecordBatch) -> Result<()> {
+        self.partitions.insert(partition.to_string());
+        let (_, writer) = self.scores.as_mut().ok_or_else(|| Error::Task("no writer".into()))?;
+        writer.write(partition, batch).await?;
+        Ok(())
+    }
+
+    async fn write_rejects(&mut self, rejects: Rejects) -> Result<()> {
+        for (partition, batch) in rejects.finish()? {
+            self.report.rejected += batch.num_rows() as u64;
+            self.partitions.insert(partition.clone());
+            self.rejects.write(partition.as_str(), &batch).await?;
+        }
+        Ok(())
+    }
+
+    /// SageMaker's response body for one input object.
+    async fn write_out(
+        &mut self,
+        name: &str,
+        accept: Accept,
+        out: &[codec::Prediction],
+    ) -> Result<()> {
+        let body = codec::encode(accept, out);
+        let location = self.output.join(&format!("{name}.out"));
+        put_atomic(&location, body.into()).await?;
+        Ok(())
+    }
+
+    async fn finish(mut self, started: Instant) -> Result<ScoreReport> {
+        for partition in &self.partitions {
+            if partition.starts_with("date=") || partition.starts_with("source_id=") {
+                self.rejects.mark_written(partition.as_str())?;
+            }
+            if let Some((_, writer)) = &mut self.scores
+                && partition.starts_with("date=")
+            {
+                writer.mark_written(partition.as_str())?;
+            }
+        }
+        if self.report.rejected > 0 || rejects_exist(&self.output).await {
+            self.rejects.commit().await?;
+        }
+        if let Some((_, writer)) = self.scores.take() {
+            let summary = writer.commit().await?;
+            self.report.partitions = summary.partitions_written;
+        } else {
+            self.report.partitions =
+                self.partitions.iter().filter(|p| !p.starts_with("source_id=")).cloned().collect();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        self.report.seconds = seconds;
+        self.report.pairs_per_sec =
+            if seconds > 0.0 { self.report.rows as f64 / seconds } else { 0.0 };
+        Ok(self.report)
+    }
+}
+
+/// Whether `<output>/_rejects/` already holds a dataset (whose stale
+/// partitions this run must replace).
+async fn rejects_exist(output: &Location) -> bool {
+    Dataset::open(&output.join("_rejects")).await.is_ok()
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// `date=YYYY-MM-DD` of a UTC instant in microseconds.
+fn date_partition(micros: i64) -> String {
+    let date = chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.date_naive().format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "invalid".to_string());
+    format!("{}={date}", schema::PARTITION_COLUMN)
+}
+
+/// The rejects partition of rows without a day: `source_id=<xxh3 hex>`.
+fn source_partition(source: &str) -> String {
+    format!("source_id={:016x}", ipi_core::hash::entity_hash(source))
+}
+
+/// Where untimed scores go: the root of the dataset.
+fn fallback_partition_for_scores(fallback: &str) -> &str {
+    if fallback.starts_with("date=") { fallback } else { "" }
+}
+
+/// `date=YYYY-MM-DD` when the input's last path segment is one (a day of a
+/// partitioned dataset).
+pub fn day_partition(input: &str) -> Option<String> {
+    let last = input.trim_end_matches('/').rsplit('/').next()?;
+    let date = last.strip_prefix("date=")?;
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(last.to_string())
+}
+
+/// The columns of a table batch that scoring reads.
+struct Input {
+    entity: StringArray,
+    ipv4: Option<UInt32Array>,
+    ip: Option<StringArray>,
+    micros: Option<Int64Array>,
+}
+
+impl Input {
+    fn of(source: &str, batch: &RecordBatch) -> Result<Input> {
+        let missing =
+            |reason: &str| Error::Input { url: source.to_string(), reason: reason.into() };
+        let text = |name: &str| -> Result<Option<StringArray>> {
+            let Some(column) = batch.column_by_name(name) else { return Ok(None) };
+            let utf8 = cast(column, &DataType::Utf8)?;
+            Ok(utf8.as_any().downcast_ref::<StringArray>().cloned())
+        };
+        let entity = text(events::ENTITY)?.ok_or_else(|| missing("no `entity` column"))?;
+        let ipv4 = match batch.column_by_name(events::IPV4) {
+            Some(c) => cast(c, &DataType::UInt32)?.as_any().downcast_ref::<UInt32Array>().cloned(),
+            None => None,
+        };
+        let ip = text(events::IP)?;
+        if ipv4.is_none() && ip.is_none() {
+            return Err(missing("no `ipv4` or `ip` column"));
+        }
+        let micros = match batch.column_by_name(events::TIMESTAMP) {
+            Some(ts) => Some(timestamp_micros(ts)?),
+            None => None,
+        };
+        Ok(Input { entity, ipv4, ip, micros })
+    }
+
+    /// The row's IPv4 address: the `ipv4` column, else `ip` parsed.
+    fn ipv4(&self, i: usize) -> Option<u32> {
+        match (&self.ipv4, &self.ip) {
+            (Some(v), _) => v.is_valid(i).then(|| v.value(i)),
+            (None, Some(ip)) => ip
+                .is_valid(i)
+                .then(|| ipi_core::ipv4::parse(ip.value(i).trim().as_bytes()))
+                .flatten(),
+            (None, None) => None,
+        }
+    }
+
+    /// The address as written (for rejects).
+    fn ip_text(&self, i: usize) -> String {
+        match (&self.ip, &self.ipv4) {
+            (Some(ip), _) if ip.is_valid(i) => ip.value(i).to_string(),
+            (_, Some(v)) if v.is_valid(i) => ipi_core::ipv4::format(v.value(i)),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A timestamp column as UTC microseconds.
+fn timestamp_micros(column: &ArrayRef) -> Result<Int64Array> {
+    let column = match column.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => column.clone(),
+        DataType::Timestamp(_, zone) => {
+            cast(column, &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()))?
+        }
+        other => {
+            return Err(Error::Arrow(arrow_schema::ArrowError::CastError(format!(
+                "`timestamp` is {other}, not a timestamp"
+            ))));
+        }
+    };
+    let ints = cast(&column, &DataType::Int64)?;
+    Ok(ints
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .unwrap_or_else(|| Int64Array::new_null(0)))
+}
+
+/// Rejected rows, grouped by partition.
+#[derive(Default)]
+struct Rejects {
+    parts: BTreeMap<String, (StringBuilder, UInt64Builder, StringBuilder, BinaryBuilder)>,
+}
+
+impl Rejects {
+    fn push(&mut self, partition: String, source: &str, line: u64, reason: &str, raw: &[u8]) {
+        let (s, l, r, b) = self.parts.entry(partition).or_default();
+        s.append_value(source);
+        l.append_value(line);
+        r.append_value(reason);
+        b.append_value(raw);
+    }
+
+    fn finish(self) -> Result<Vec<(String, RecordBatch)>> {
+        let schema = schema::rejects_schema();
+        self.parts
+            .into_iter()
+            .map(|(partition, (mut s, mut l, mut r, mut b))| {
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(s.finish()),
+                    Arc::new(l.finish()),
+                    Arc::new(r.finish()),
+                    Arc::new(b.finish()),
+                ];
+                Ok((partition, RecordBatch::try_new(schema.clone(), columns)?))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_recognised_in_input_urls() {
+        assert_eq!(
+            day_partition("s3://b/events/date=2018-11-13/").as_deref(),
+            Some("date=2018-11-13")
+        );
+        assert_eq!(day_partition("var/events/date=2018-11-13").as_deref(), Some("date=2018-11-13"));
+        assert_eq!(day_partition("var/events"), None);
+        assert_eq!(day_partition("var/events/date=yesterday"), None);
+    }
+
+    #[test]
+    fn partitions_are_utc_dates() {
+        assert_eq!(date_partition(0), "date=1970-01-01");
+        assert_eq!(date_partition(MICROS_PER_DAY - 1), "date=1970-01-01");
+        assert_eq!(date_partition(-1), "date=1969-12-31");
+    }
+}

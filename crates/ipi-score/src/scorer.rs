@@ -1,0 +1,137 @@
+//! A loaded model and the one way both the batch transform and the
+//! endpoint score pairs.
+
+use std::sync::Arc;
+
+use ipi_model::Model;
+use ipi_model::checkpoint::ModelCard;
+
+use crate::codec::{Pair, Prediction};
+use crate::error::{Error, Result};
+
+/// Scores of a batch of valid pairs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scores {
+    /// ⟨entity vector, IP vector⟩ of each pair.
+    pub dot_product: Vec<f32>,
+    /// Whether training saw each pair's entity row.
+    pub entity_seen: Vec<bool>,
+    /// `[n, dim]` IP vectors, when asked for.
+    pub ip_embedding: Option<Vec<f32>>,
+    /// `[n, dim]` entity vectors, when asked for.
+    pub entity_embedding: Option<Vec<f32>>,
+}
+
+/// A model ready to score, shareable across tasks.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    model: Arc<Model>,
+    model_id: Arc<str>,
+}
+
+impl Scorer {
+    /// Loads the model at `url` (`device` overrides its training device).
+    pub async fn load(url: &str, device: Option<&str>) -> Result<Scorer> {
+        let (model, card) = ipi_model::checkpoint::load(url, device).await?;
+        Ok(Scorer::new(model, &card))
+    }
+
+    /// A scorer for a model already in memory.
+    pub fn new(model: Model, card: &ModelCard) -> Scorer {
+        Scorer { model: Arc::new(model), model_id: card.model_id.as_str().into() }
+    }
+
+    /// The model's id (`model.json`'s `model_id`).
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Floats per embedding.
+    pub fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    /// Scores aligned `entities` and IPv4 `ips` (on this thread: CPU work).
+    /// With `verbose`, the embeddings too, and `dot_product` is exactly
+    /// their dot product.
+    pub fn score<S: AsRef<str>>(
+        &self,
+        entities: &[S],
+        ips: &[u32],
+        verbose: bool,
+    ) -> Result<Scores> {
+        let model = &self.model;
+        let rows: Vec<u32> = entities.iter().map(|e| model.entity_row(e.as_ref())).collect();
+        let entity_seen = rows.iter().map(|&r| model.entity_seen(r)).collect();
+        if !verbose {
+            let dot_product = model.score(&rows, ips)?;
+            return Ok(Scores { dot_product, entity_seen, ..Scores::default() });
+        }
+        let dim = model.dim();
+        let ip = model.ip_vectors(ips)?;
+        let mut entity = vec![0.0; rows.len() * dim];
+        model.entity_table.gather(&rows, &mut entity);
+        let dot_product = entity
+            .chunks_exact(dim)
+            .zip(ip.chunks_exact(dim))
+            .map(|(e, h)| ipi_model::model::dot(e, h))
+            .collect();
+        Ok(Scores {
+            dot_product,
+            entity_seen,
+            ip_embedding: Some(ip),
+            entity_embedding: Some(entity),
+        })
+    }
+
+    /// Scores in a blocking task, so async callers keep their threads.
+    pub async fn score_blocking(
+        &self,
+        entities: Vec<String>,
+        ips: Vec<u32>,
+        verbose: bool,
+    ) -> Result<Scores> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.score(&entities, &ips, verbose))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// SageMaker predictions for request pairs. Every pair must be valid:
+    /// the first that is not is a [`Error::BadRequest`] naming its line.
+    pub fn predict(&self, pairs: &[Pair], verbose: bool) -> Result<Vec<Prediction>> {
+        let mut ips = Vec::with_capacity(pairs.len());
+        for p in pairs {
+            let ip = p.validate().map_err(|reason| {
+                Error::BadRequest(format!(
+                    "record {}: {} ({:?}, {:?})",
+                    p.line,
+                    reason.as_str(),
+                    p.entity,
+                    p.ip
+                ))
+            })?;
+            ips.push(ip);
+        }
+        let entities: Vec<&str> = pairs.iter().map(|p| p.entity.as_str()).collect();
+        let scores = self.score(&entities, &ips, verbose)?;
+        Ok(predictions(&scores, self.dim()))
+    }
+}
+
+/// SageMaker's prediction objects for `scores`.
+pub fn predictions(scores: &Scores, dim: usize) -> Vec<Prediction> {
+    let split = |v: &Option<Vec<f32>>, i: usize| {
+        v.as_ref().map(|v| v.get(i * dim..(i + 1) * dim).unwrap_or_default().to_vec())
+    };
+    scores
+        .dot_product
+        .iter()
+        .enumerate()
+        .map(|(i, &dot_product)| Prediction {
+            dot_product,
+            ip_embedding: split(&scores.ip_embedding, i),
+            entity_embedding: split(&scores.entity_embedding, i),
+        })
+        .collect()
+}

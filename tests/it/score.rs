@@ -1,0 +1,339 @@
+//! `ipi-pipeline score`: events in, the scores dataset out by UTC day,
+//! locally and on the S3-compatible server; re-scoring a day replaces it;
+//! bad rows kept in `_rejects/`; SageMaker's request and response bodies.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use ipi_storage::{Dataset, DatasetWriter, Location, WriteMode};
+
+use crate::s3::s3_prefix;
+use crate::util::{ipi, run, test_python, text};
+
+const DAY1: i64 = 1_541_980_800_000_000; // 2018-11-12T00:00:00Z
+const DAY: i64 = 86_400_000_000;
+
+/// A small model trained on 60 users with home /16s (as in `train.rs`).
+fn train_model(dir: &Path) {
+    let mut csv = String::new();
+    for u in 0..60u32 {
+        for k in 0..25u32 {
+            writeln!(
+                csv,
+                "user_{u},{}.{}.{}.{}",
+                10 + u % 200,
+                (u * 37) % 256,
+                k % 4,
+                (k * 53) % 256
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(dir.join("train.csv"), csv).unwrap();
+    let out = run(ipi(dir).args([
+        "train",
+        "--train",
+        "train.csv",
+        "--model",
+        "model",
+        "--num-entity-vectors",
+        "120",
+        "--vector-dim",
+        "16",
+        "--epochs",
+        "2",
+        "--mini-batch-size",
+        "50",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// Events over two UTC days: 100 rows on 2018-11-12 (one IPv6, one without
+/// an entity, eight of entities never trained on), 50 on 2018-11-13.
+fn write_events(url: &str) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("entity", DataType::Utf8, true),
+        Field::new("ip", DataType::Utf8, false),
+        Field::new("ipv4", DataType::UInt32, true),
+    ]));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let root = Location::parse(url).unwrap();
+        let mut writer = DatasetWriter::new(root, schema.clone(), WriteMode::ReplacePartitions);
+        for (day, n) in [(0i64, 100u32), (1, 50)] {
+            let mut ts = Vec::new();
+            let mut entity = Vec::new();
+            let mut ip = Vec::new();
+            let mut ipv4 = Vec::new();
+            for i in 0..n {
+                let u = i % 60;
+                let addr = format!("{}.{}.{}.{}", 10 + u % 200, (u * 37) % 256, i % 4, i % 256);
+                ts.push(DAY1 + day * DAY + i64::from(i) * 1_000_000);
+                match (day, i) {
+                    (0, 0) => {
+                        entity.push(Some("user_0".to_string()));
+                        ip.push("2001:db8::1".to_string());
+                        ipv4.push(None);
+                    }
+                    (0, 1) => {
+                        entity.push(None);
+                        ipv4.push(ipi_core::ipv4::parse(addr.as_bytes()));
+                        ip.push(addr);
+                    }
+                    (0, 2..=9) => {
+                        entity.push(Some(format!("never_seen_user_{i}")));
+                        ipv4.push(ipi_core::ipv4::parse(addr.as_bytes()));
+                        ip.push(addr);
+                    }
+                    _ => {
+                        entity.push(Some(format!("user_{u}")));
+                        ipv4.push(ipi_core::ipv4::parse(addr.as_bytes()));
+                        ip.push(addr);
+                    }
+                }
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(TimestampMicrosecondArray::from(ts).with_timezone("UTC")),
+                Arc::new(StringArray::from(entity)),
+                Arc::new(StringArray::from(ip)),
+                Arc::new(UInt32Array::from(ipv4)),
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+            let partition = format!("date=2018-11-1{}", 2 + day);
+            writer.write(partition.as_str(), &batch).await.unwrap();
+        }
+        writer.commit().await.unwrap();
+    });
+}
+
+fn score_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = run(ipi(dir).arg("score").args(args).arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `(partition, rows)` of the committed dataset at `url`.
+fn partitions(url: &str) -> Vec<(String, u64)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let dataset = Dataset::open(&Location::parse(url).unwrap()).await.unwrap();
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for f in dataset.files() {
+            match out.iter_mut().find(|(p, _)| *p == f.partition) {
+                Some((_, rows)) => *rows += f.rows,
+                None => out.push((f.partition.clone(), f.rows)),
+            }
+        }
+        out.sort();
+        out
+    })
+}
+
+/// Score two days, re-score one: same rows, no duplicates, rejects kept.
+fn score_and_rescore(dir: &Path, store: &str) {
+    let events = format!("{store}/events");
+    let scores = format!("{store}/scores");
+    write_events(&events);
+    let report = score_json(
+        dir,
+        &["--model", "model", "--input", &events, "--output", &scores, "--threshold", "0"],
+    );
+    assert_eq!(report["rows_in"], 150, "{report}");
+    assert_eq!(report["rows"], 148, "{report}");
+    assert_eq!(report["rejected"], 2, "{report}");
+    assert!(report["unseen_entities"].as_u64().unwrap() >= 1, "{report}");
+    let expected = vec![("date=2018-11-12".to_string(), 98), ("date=2018-11-13".to_string(), 50)];
+    assert_eq!(partitions(&scores), expected);
+    assert_eq!(partitions(&format!("{scores}/_rejects")), [("date=2018-11-12".to_string(), 2)]);
+
+    // Re-scoring one day replaces it: the same rows, none twice.
+    let again = score_json(
+        dir,
+        &["--model", "model", "--input", &format!("{events}/date=2018-11-12"), "--output", &scores],
+    );
+    assert_eq!(again["rows"], 98, "{again}");
+    assert_eq!(again["partitions"], serde_json::json!(["date=2018-11-12"]));
+    assert_eq!(partitions(&scores), expected);
+    assert_eq!(partitions(&format!("{scores}/_rejects")), [("date=2018-11-12".to_string(), 2)]);
+
+    // A day without events scores nothing and does not fail.
+    let empty = score_json(
+        dir,
+        &["--model", "model", "--input", &format!("{events}/date=2030-01-01"), "--output", &scores],
+    );
+    assert_eq!(empty["rows"], 0, "{empty}");
+    assert_eq!(partitions(&scores), expected);
+}
+
+#[test]
+fn score_events_by_day_locally_and_rescore_replaces_the_day() {
+    let dir = tempfile::tempdir().unwrap();
+    train_model(dir.path());
+    let store = dir.path().join("store");
+    score_and_rescore(dir.path(), store.to_str().unwrap());
+
+    // DuckDB, an independent reader, sees the columns and their meaning.
+    let Some(python) = test_python() else { return };
+    let script = r#"
+import duckdb, json, sys
+d = sys.argv[1]
+q = f"select count(*), count(distinct (entity, timestamp)), sum(case when anomaly_score = -dot_product then 1 else 0 end), sum(case when not entity_seen then 1 else 0 end), sum(case when flagged = (anomaly_score > 0) then 1 else 0 end), count(distinct model_id) from read_parquet('{d}/scores/date=*/*.parquet')"
+print(json.dumps(duckdb.sql(q).fetchall()[0]))
+reasons = duckdb.sql(f"select reason from read_parquet('{d}/scores/_rejects/*/*.parquet', hive_partitioning=false) order by reason").fetchall()
+print(json.dumps([r[0] for r in reasons]))
+"#;
+    let out = run(Command::new(python).arg("-c").arg(script).arg(&store));
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines = stdout.lines();
+    let counts: Vec<i64> = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(counts[0], 148);
+    assert_eq!(counts[1], 148, "no duplicates");
+    assert_eq!(counts[2], 148, "anomaly_score = -dot_product");
+    assert!(counts[3] >= 1, "unseen entities are kept");
+    // Day 2 kept its threshold's flags; day 1 was re-scored without a
+    // threshold, so its 98 rows have flagged = null.
+    assert_eq!(counts[4], 50, "flagged = anomaly_score > threshold");
+    assert_eq!(counts[5], 1);
+    let reasons: Vec<String> = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(reasons, ["empty_entity", "invalid_ip"]);
+}
+
+#[test]
+fn score_events_on_s3_and_rescore_replaces_the_day() {
+    let Some(prefix) = s3_prefix() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    train_model(dir.path());
+    score_and_rescore(dir.path(), &prefix);
+}
+
+/// Every SageMaker request format in, every response format out.
+#[test]
+fn sagemaker_request_bodies_get_sagemaker_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    train_model(dir.path());
+    let d = dir.path();
+    std::fs::create_dir(d.join("in")).unwrap();
+    std::fs::write(d.join("in/a.csv"), "user_1,35.37.0.1\nuser_2,10.10.1.2\nuser_3,::1\n").unwrap();
+    std::fs::write(
+        d.join("in/b.json"),
+        r#"{"instances":[{"data":{"features":{"values":["user_1","35.37.0.1"]}}},{"features":["user_2","10.10.1.2"]}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("in/c.jsonl"),
+        "{\"features\":[\"user_1\",\"35.37.0.1\"]}\n{\"data\":{\"features\":{\"values\":[\"user_2\",\"10.10.1.2\"]}}}\n",
+    )
+    .unwrap();
+
+    // CSV to the scores dataset: the input's columns and the scores.
+    let report =
+        score_json(d, &["--model", "model", "--input", "in/a.csv", "--output", "csv_scores"]);
+    assert_eq!(report["rows"], 2, "{report}");
+    assert_eq!(report["rejected"], 1, "{report}");
+    assert_eq!(partitions(d.join("csv_scores").to_str().unwrap()), [(String::new(), 2)]);
+
+    // JSON, JSON Lines responses, verbose and not.
+    let mut dots = Vec::new();
+    for (input, ct) in [
+        ("in/a.csv", "text/csv"),
+        ("in/b.json", "application/json"),
+        ("in/c.jsonl", "application/jsonlines"),
+    ] {
+        for verbose in [false, true] {
+            let out_dir = format!("out-{}-{verbose}", ct.replace('/', "_"));
+            let mut args = vec![
+                "--model",
+                "model",
+                "--input",
+                input,
+                "--output",
+                &out_dir,
+                "--content-type",
+                ct,
+                "--accept",
+                "application/jsonlines",
+            ];
+            if verbose {
+                args.push("--verbose");
+            }
+            score_json(d, &args);
+            let name = Path::new(input).file_name().unwrap().to_str().unwrap();
+            let body =
+                std::fs::read_to_string(d.join(&out_dir).join(format!("{name}.out"))).unwrap();
+            assert_eq!(body.lines().count(), 2, "{body}");
+            for raw in body.lines() {
+                let line: serde_json::Value = serde_json::from_str(raw).unwrap();
+                let keys = line.as_object().unwrap().len();
+                if verbose {
+                    // SageMaker's key order.
+                    assert_eq!(keys, 3, "{raw}");
+                    let at = |k: &str| raw.find(&format!("\"{k}\"")).unwrap();
+                    assert!(at("dot_product") < at("ip_embedding"), "{raw}");
+                    assert!(at("ip_embedding") < at("entity_embedding"), "{raw}");
+                    let ip: Vec<f64> =
+                        serde_json::from_value(line["ip_embedding"].clone()).unwrap();
+                    let e: Vec<f64> =
+                        serde_json::from_value(line["entity_embedding"].clone()).unwrap();
+                    assert_eq!(ip.len(), 16);
+                    let dot: f64 = ip.iter().zip(&e).map(|(a, b)| a * b).sum();
+                    let got = line["dot_product"].as_f64().unwrap();
+                    assert!((dot - got).abs() < 1e-5, "{dot} vs {got}");
+                } else {
+                    assert_eq!(keys, 1, "{raw}");
+                    assert!(raw.starts_with("{\"dot_product\":"), "{raw}");
+                }
+                dots.push(line["dot_product"].as_f64().unwrap());
+            }
+        }
+    }
+    // The same pairs score the same in every format.
+    for pair in dots.chunks(2) {
+        assert_eq!(pair, &dots[..2]);
+    }
+
+    // application/json: {"predictions":[...]}.
+    score_json(
+        d,
+        &[
+            "--model",
+            "model",
+            "--input",
+            "in/b.json",
+            "--output",
+            "out-json",
+            "--accept",
+            "application/json",
+        ],
+    );
+    let body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("out-json/b.json.out")).unwrap()).unwrap();
+    let predictions = body["predictions"].as_array().unwrap();
+    assert_eq!(body.as_object().unwrap().len(), 1);
+    assert_eq!(predictions.len(), 2);
+    assert_eq!(predictions[0]["dot_product"].as_f64().unwrap(), dots[0]);
+
+    // An unsupported type is a usage error that says what is supported.
+    let out = run(ipi(d).args([
+        "score",
+        "--model",
+        "model",
+        "--input",
+        "in/a.csv",
+        "--output",
+        "x",
+        "--content-type",
+        "text/plain",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("text/csv"), "{}", text(&out));
+}
