@@ -14,6 +14,8 @@
 //!   refused hyperparameters.
 //! * `score`: the score command: events to the scores dataset by day (local
 //!   and S3), re-scoring a day, rejects, SageMaker request and response bodies.
+//! * `serve`: the SageMaker-compatible endpoint over HTTP on loopback: every
+//!   format, 4xx for bad input, concurrency, SIGTERM.
 
 mod util;
 
@@ -22,6 +24,7 @@ mod ingest;
 mod pipelines;
 mod s3;
 mod score;
+mod serve;
 mod split;
 mod train;
 mod validate;

@@ -18,7 +18,7 @@ const DAY1: i64 = 1_541_980_800_000_000; // 2018-11-12T00:00:00Z
 const DAY: i64 = 86_400_000_000;
 
 /// A small model trained on 60 users with home /16s (as in `train.rs`).
-fn train_model(dir: &Path) {
+pub(crate) fn train_model(dir: &Path) {
     let mut csv = String::new();
     for u in 0..60u32 {
         for k in 0..25u32 {

@@ -62,8 +62,17 @@ fn gradients_match_finite_differences() {
         let (_, grads) = trainer.gradients(&b).unwrap();
         let dim = trainer.model.dim();
         let eps = 1e-3f32;
-        let check = |analytic: f64, numeric: f64, what: &str| {
-            let tol = 2e-4 + 1e-2 * numeric.abs();
+        // The central difference of the loss when `nudge` moves one value.
+        let numeric = |nudge: &dyn Fn(&mut Model, f32)| {
+            let loss = |delta: f32| {
+                let mut m = trainer.model.clone();
+                nudge(&mut m, delta);
+                mean_loss(&Trainer::new(m).unwrap(), &b)
+            };
+            (loss(eps) - loss(-eps)) / (2.0 * eps as f64)
+        };
+        let check = |analytic: f32, numeric: f64, what: &str| {
+            let (analytic, tol) = (f64::from(analytic), 2e-4 + 1e-2 * numeric.abs());
             assert!(
                 (analytic - numeric).abs() <= tol,
                 "layers {layers}, {what}: analytic {analytic} vs numeric {numeric}"
@@ -75,66 +84,45 @@ fn gradients_match_finite_differences() {
         for (i, &[row]) in b.entity_rows.iter().enumerate() {
             for d in 0..dim {
                 let at = row as usize * dim + d;
-                let mut plus = Trainer::new(trainer.model.clone()).unwrap();
-                plus.model.entity_table.data[at] += eps;
-                let mut minus = Trainer::new(trainer.model.clone()).unwrap();
-                minus.model.entity_table.data[at] -= eps;
-                let numeric = (mean_loss(&plus, &b) - mean_loss(&minus, &b)) / (2.0 * eps as f64);
-                check(f64::from(grads.entity[i * dim + d]), numeric, "entity");
+                let n = numeric(&|m, delta| m.entity_table.data[at] += delta);
+                check(grads.entity[i * dim + d], n, "entity");
                 checked += 1;
             }
         }
         // Prefix-table rows: the gradient of a row sums over its references.
-        let rows: Vec<u32> =
-            vec![b.ip_bags[0][0], b.ip_bags[1][1], b.ip_bags[2][3], b.ip_bags[5][2]];
+        let rows = [b.ip_bags[0][0], b.ip_bags[1][1], b.ip_bags[2][3], b.ip_bags[5][2]];
         for row in rows {
             for d in 0..dim {
-                let mut analytic = 0.0f64;
-                for (n, bag) in b.ip_bags.iter().enumerate() {
-                    for &r in bag {
-                        if r == row {
-                            analytic += f64::from(grads.ip_input[n * dim + d]);
-                        }
-                    }
-                }
+                let analytic: f32 = (b.ip_bags.iter().enumerate())
+                    .flat_map(|(n, bag)| bag.iter().filter(|&&r| r == row).map(move |_| n))
+                    .map(|n| grads.ip_input[n * dim + d])
+                    .sum();
                 let at = row as usize * dim + d;
-                let mut plus = Trainer::new(trainer.model.clone()).unwrap();
-                plus.model.ip_table.data[at] += eps;
-                let mut minus = Trainer::new(trainer.model.clone()).unwrap();
-                minus.model.ip_table.data[at] -= eps;
-                let numeric = (mean_loss(&plus, &b) - mean_loss(&minus, &b)) / (2.0 * eps as f64);
-                check(analytic, numeric, "ip table");
+                let n = numeric(&|m, delta| m.ip_table.data[at] += delta);
+                check(analytic, n, "ip table");
                 checked += 1;
             }
         }
-        // Dense layers.
+        // Dense layers: some weights, every bias.
         for l in 0..layers {
             let w = Model::host(&trainer.model.layers[l].weight).unwrap();
             let bias = Model::host(&trainer.model.layers[l].bias).unwrap();
             for k in [0, 7, 20, 35] {
-                let perturbed = |delta: f32| {
-                    let mut m = trainer.model.clone();
+                let n = numeric(&|m, delta| {
                     let mut w = w.clone();
                     w[k] += delta;
                     m.layers[l].weight = Tensor::from_vec(w, (dim, dim), &m.device).unwrap();
-                    Trainer::new(m).unwrap()
-                };
-                let numeric = (mean_loss(&perturbed(eps), &b) - mean_loss(&perturbed(-eps), &b))
-                    / (2.0 * eps as f64);
-                check(f64::from(grads.layers[l].0[k]), numeric, &format!("weight {l}.{k}"));
+                });
+                check(grads.layers[l].0[k], n, &format!("weight {l}.{k}"));
                 checked += 1;
             }
             for k in 0..dim {
-                let perturbed = |delta: f32| {
-                    let mut m = trainer.model.clone();
+                let n = numeric(&|m, delta| {
                     let mut bias = bias.clone();
                     bias[k] += delta;
                     m.layers[l].bias = Tensor::from_vec(bias, dim, &m.device).unwrap();
-                    Trainer::new(m).unwrap()
-                };
-                let numeric = (mean_loss(&perturbed(eps), &b) - mean_loss(&perturbed(-eps), &b))
-                    / (2.0 * eps as f64);
-                check(f64::from(grads.layers[l].1[k]), numeric, &format!("bias {l}.{k}"));
+                });
+                check(grads.layers[l].1[k], n, &format!("bias {l}.{k}"));
                 checked += 1;
             }
         }

@@ -169,6 +169,31 @@ Examples:
   ipi-pipeline score --model s3://ipi/models/latest --input s3://ipi/requests/ --output out \\
       --content-type text/csv --accept application/jsonlines --embeddings")]
     Score(ScoreArgs),
+    /// Serve a model as a SageMaker-compatible HTTP endpoint (GET /ping, POST /invocations).
+    #[command(after_help = "\
+Loads the model once and answers SageMaker's real-time inference requests on --listen:
+GET /ping is 200 once the model is loaded; POST /invocations takes a body of Content-Type
+text/csv (entity,ip lines), application/json ({\"instances\":[...]}) or application/jsonlines,
+and answers in the Accept format: application/json ({\"predictions\":[{\"dot_product\":...}]},
+the default), application/jsonlines, or either with \"; verbose=True\" for ip_embedding and
+entity_embedding. A higher dot_product means a more usual (entity, IP) pair.
+
+Bad input gets a 4xx with a message, never a 500: 413 for a body over --max-body-bytes,
+415 for another Content-Type, 406 for another Accept, 400 for a body that cannot be read or a
+pair that cannot be scored (an empty entity, or an address that is not IPv4, IPv6 included),
+naming its line or instance. The whole request is refused then, since replies are positional.
+SIGTERM or Ctrl-C finishes the requests in flight and exits 0. Request bodies are never logged.
+
+Examples:
+  ipi-pipeline serve --model var/ipi/models/latest
+  ipi-pipeline serve --model s3://ipi/models/latest --listen 0.0.0.0:8080 --max-body-bytes 1048576
+  curl -s localhost:8080/ping
+  curl -s localhost:8080/invocations -H 'Content-Type: text/csv' \\
+      --data-binary $'user_1,192.168.1.2\\nuser_2,10.10.1.2\\n'
+  curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
+      -H 'Accept: application/json; verbose=True' \\
+      -d '{\"instances\":[{\"features\":[\"user_1\",\"192.168.1.2\"]}]}'")]
+    Serve(ServeArgs),
 }
 
 /// `ipi-pipeline score`.
@@ -205,6 +230,23 @@ pub struct ScoreArgs {
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ipi-pipeline serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The model folder (model.safetensors + model.json), path or s3://.
+    #[arg(long, value_name = "URL")]
+    pub model: String,
+    /// The address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Answer 413 to request bodies larger than this (SageMaker's limit is 6 MiB).
+    #[arg(long, value_name = "N", default_value_t = ipi_score::serve::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Run the IP encoder on this device (cpu, cuda, cuda:N).
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 /// `ipi-pipeline train`.

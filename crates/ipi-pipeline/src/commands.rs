@@ -6,7 +6,7 @@ use std::path::Path;
 use ipi_config::{Diagnostic, LoadOptions, Pipeline};
 
 use crate::cli::{
-    Cli, Command, IngestArgs, PipelineArgs, ScoreArgs, SplitArgs, SynthArgs, TrainArgs,
+    Cli, Command, IngestArgs, PipelineArgs, ScoreArgs, ServeArgs, SplitArgs, SynthArgs, TrainArgs,
     ValidateArgs,
 };
 use crate::exec::{self, StepStatus};
@@ -26,6 +26,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Split(args) => split(&args).await,
         Command::Train(args) => train(&args).await,
         Command::Score(args) => score(&args, cli.global.verbose > 0).await,
+        Command::Serve(args) => serve(&args).await,
     }
 }
 
@@ -362,5 +363,15 @@ async fn score(args: &ScoreArgs, verbose: bool) -> anyhow::Result<Exit> {
             report.pairs_per_sec
         );
     }
+    Ok(Exit::Ok)
+}
+
+/// Serves until SIGTERM or Ctrl-C, then exits 0.
+async fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
+    let mut config = ipi_score::ServeConfig::new(&args.model);
+    config.listen = args.listen;
+    config.max_body_bytes = args.max_body_bytes;
+    config.device = args.device.clone();
+    ipi_score::serve(&config).await?;
     Ok(Exit::Ok)
 }

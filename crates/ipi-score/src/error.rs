@@ -35,6 +35,14 @@ pub enum Error {
     /// An Arrow kernel failed (a cast, usually).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// The endpoint could not listen on its address, or stopped serving.
+    #[error("cannot serve on {address}: {source}")]
+    Listen {
+        /// The address (`127.0.0.1:8080`).
+        address: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
     /// A scoring task stopped unexpectedly.
     #[error("a scoring task failed: {0}")]
     Task(String),

@@ -1,6 +1,6 @@
 /*!
 Scoring with a trained IP Insights model: the batch transform, SageMaker's
-request and response formats, and (in the binary) the HTTP endpoint.
+request and response formats, and the HTTP endpoint.
 
 # Brief overview
 
@@ -12,7 +12,9 @@ request and response formats, and (in the binary) the HTTP endpoint.
 * [`codec`] reads SageMaker's request bodies (`text/csv`,
   `application/json`, `application/jsonlines`) and writes its responses,
   with `verbose=True` embeddings.
-* [`Scorer`] holds a loaded model and scores pairs for both.
+* [`serve`] runs SageMaker's HTTP endpoint ([`ServeConfig`]): `GET /ping`
+  and `POST /invocations`, for `ipi-pipeline serve`.
+* [`Scorer`] holds a loaded model and scores pairs for all of them.
 
 # Example
 
@@ -37,8 +39,10 @@ pub mod codec;
 mod config;
 mod error;
 mod scorer;
+pub mod serve;
 
 pub use batch::{ScoreReport, score};
 pub use config::ScoreConfig;
 pub use error::{Error, Result};
 pub use scorer::{Scorer, Scores, predictions};
+pub use serve::{ServeConfig, serve};
