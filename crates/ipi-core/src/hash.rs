@@ -36,6 +36,16 @@ pub fn entity_row(entity: &str, num_entity_vectors: u64) -> u64 {
     entity_hash(entity) % num_entity_vectors.max(1)
 }
 
+/// SplitMix64's finaliser: a fixed, well-mixed hash of a `u64`. ipi uses
+/// it where a cheap, stable hash of a number is needed (synthetic traffic,
+/// the IP encoder's hashed prefixes), so it never changes either.
+#[inline]
+pub fn mix64(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use candle_core::Tensor;
+use ipi_core::hash::{ENTITY_HASH_NAME, ENTITY_HASH_SEED};
 use ipi_storage::Location;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
@@ -57,9 +58,9 @@ pub struct ModelCard {
 /// The entity hash, recorded so that a model is never used with another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntityHash {
-    /// `xxh3-64`.
+    /// [`ipi_core::hash::ENTITY_HASH_NAME`].
     pub function: String,
-    /// 0.
+    /// [`ipi_core::hash::ENTITY_HASH_SEED`].
     pub seed: u64,
     /// Rows: the hash is taken modulo this.
     pub rows: u64,
@@ -130,8 +131,8 @@ pub async fn save(model: &Model, url: &str, provenance: Provenance) -> Result<Mo
         model_id,
         hyperparameters: model.hyperparameters.clone(),
         entity_hash: EntityHash {
-            function: "xxh3-64".into(),
-            seed: 0,
+            function: ENTITY_HASH_NAME.into(),
+            seed: ENTITY_HASH_SEED,
             rows: model.entity_table.rows as u64,
         },
         ip_encoder: IpEncoderCard {
@@ -171,8 +172,11 @@ pub async fn load(url: &str, device: Option<&str>) -> Result<(Model, ModelCard)>
             env!("CARGO_PKG_VERSION")
         )));
     }
-    if card.entity_hash.function != "xxh3-64" || card.entity_hash.seed != 0 {
-        return Err(bad(format!("entity hash {:?} is not xxh3-64 seed 0", card.entity_hash)));
+    if card.entity_hash.function != ENTITY_HASH_NAME || card.entity_hash.seed != ENTITY_HASH_SEED {
+        return Err(bad(format!(
+            "entity hash {:?} is not {ENTITY_HASH_NAME} seed {ENTITY_HASH_SEED}",
+            card.entity_hash
+        )));
     }
     if card.ip_encoder.version != ENCODER_VERSION || card.ip_encoder.prefixes != PREFIXES {
         return Err(bad(format!(

@@ -173,11 +173,6 @@ impl Hyperparameters {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Err(crate::Error::Hyperparameters(text.join("; ")))
     }
-
-    /// The pairs one step scores: each positive with its negatives.
-    pub fn pairs_per_positive(&self) -> usize {
-        1 + self.random_negative_sampling_rate + self.shuffled_negative_sampling_rate
-    }
 }
 
 /// `cpu` → `None` ordinal; `cuda` → 0; `cuda:N` → N. Anything else: `None`.

@@ -59,13 +59,7 @@ impl IpEncoderSpec {
     }
 }
 
-/// SplitMix64's finaliser.
-#[inline]
-pub fn mix64(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+pub use ipi_core::hash::mix64;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! The model: an entity table, a prefix table and the dense IP encoder.
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -25,6 +25,13 @@ pub struct Dense {
     pub weight: Tensor,
     /// `[out]`.
     pub bias: Tensor,
+}
+
+impl Dense {
+    /// `relu(x · Wᵀ + b)` for `x` of `[n, in]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?.relu()?)
+    }
 }
 
 /// A trained or fresh IP Insights model.
@@ -123,9 +130,8 @@ impl Model {
         let mut outputs = Vec::with_capacity(self.layers.len() + 1);
         outputs.push(x);
         for layer in &self.layers {
-            let h = outputs.last().expect("x is there");
-            let z = h.matmul(&layer.weight.t()?)?.broadcast_add(&layer.bias)?;
-            outputs.push(z.relu()?);
+            let h = layer.forward(outputs.last().expect("x is there"))?;
+            outputs.push(h);
         }
         Ok(outputs)
     }
@@ -169,12 +175,6 @@ impl Model {
     /// A tensor's values on the host (for checkpoints and tests).
     pub fn host(t: &Tensor) -> Result<Vec<f32>> {
         Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
-    }
-
-    /// Row sums of `a * b` for `[n, dim]` tensors: the scores of aligned
-    /// pairs, on the device.
-    pub fn rowwise_dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        Ok((a * b)?.sum(D::Minus1)?)
     }
 }
 

@@ -73,12 +73,7 @@ impl rand::rand_core::TryRng for SplitMix64 {
     }
 }
 
-/// SplitMix64's finaliser: a fixed, well-mixed hash of a `u64`.
-pub fn mix64(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+pub use ipi_core::hash::mix64;
 
 /// A uniform index below `n` (`n` > 0), by Lemire's multiply-shift. The
 /// bias is below 2⁻³² for the sizes used here and the result is a fixed
