@@ -152,14 +152,21 @@ impl Model {
         let dim = self.dim();
         let mut out = Vec::with_capacity(ips.len());
         for (rows, ips) in entity_rows.chunks(65_536).zip(ips.chunks(65_536)) {
-            let h = self.ip_vectors(ips)?;
-            let mut e = vec![0.0; rows.len() * dim];
-            self.entity_table.gather(rows, &mut e);
+            let (e, h) = self.embeddings(rows, ips)?;
             let scores: Vec<f32> =
                 e.par_chunks(dim).zip(h.par_chunks(dim)).map(|(e, h)| dot(e, h)).collect();
             out.extend(scores);
         }
         Ok(out)
+    }
+
+    /// The entity and IP vectors of aligned `(entity row, address)` pairs,
+    /// each `[n, dim]` on the host; a pair's score is their dot product.
+    pub fn embeddings(&self, entity_rows: &[u32], ips: &[u32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let h = self.ip_vectors(ips)?;
+        let mut e = vec![0.0; entity_rows.len() * self.dim()];
+        self.entity_table.gather(entity_rows, &mut e);
+        Ok((e, h))
     }
 
     /// The dense layers' tensors, named as in `model.safetensors`.

@@ -68,9 +68,7 @@ impl Scorer {
             return Ok(Scores { dot_product, entity_seen, ..Scores::default() });
         }
         let dim = model.dim();
-        let ip = model.ip_vectors(ips)?;
-        let mut entity = vec![0.0; rows.len() * dim];
-        model.entity_table.gather(&rows, &mut entity);
+        let (entity, ip) = model.embeddings(&rows, ips)?;
         let dot_product = entity
             .chunks_exact(dim)
             .zip(ip.chunks_exact(dim))
