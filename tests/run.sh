@@ -7,11 +7,13 @@
 # What it does, in order:
 #   1. installs the Python tools of tests/requirements.txt into .tools/venv
 #      (SeaweedFS's `weed`, pyarrow, duckdb) unless they are already there;
+#      and Debian's chromium (headless, for the HTML report test) if missing;
 #   2. starts SeaweedFS (`weed mini`) on free loopback ports with a fresh
 #      random access key, and stops it on exit, also on failure;
 #   3. runs cargo fmt --check, cargo clippy -D warnings, cargo test
 #      --workspace with the S3 tests required (not skipped), and
-#      `ipi-pipeline validate` on every file in pipelines/.
+#      `ipi-pipeline validate` and `ipi-pipeline test` (the files' own
+#      [[tests]]) on every file in pipelines/.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +34,14 @@ if [[ ! -f "$stamp" ]]; then
     touch "$stamp"
 fi
 export IPI_TEST_PYTHON="$venv/bin/python"
+
+# 1b. Headless Chromium, for the HTML report test (Debian's package). ------
+if [[ ! -x /usr/bin/chromium ]]; then
+    say "Installing chromium (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+export IPI_TEST_CHROMIUM_REQUIRED=1
 
 # 2. SeaweedFS ------------------------------------------------------------
 s3dir="$(mktemp -d "${TMPDIR:-/tmp}/ipi-s3.XXXXXX")"
@@ -105,5 +115,7 @@ cargo test --workspace --locked "${filter[@]}"
 if [[ ${#filter[@]} -eq 0 ]]; then
     say "ipi-pipeline validate pipelines/*.toml"
     cargo run --quiet --locked --bin ipi-pipeline -- validate pipelines/*.toml
+    say "ipi-pipeline test pipelines/*.toml"
+    cargo run --quiet --locked --bin ipi-pipeline -- --quiet test pipelines/*.toml
 fi
 say "All tests passed."

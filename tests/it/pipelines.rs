@@ -65,6 +65,57 @@ fn daily_runs_end_to_end_with_its_defaults() {
     assert!(auc >= 0.99, "test:random_ip_auc {auc}");
     let validation = epochs[2]["validation:discriminator_auc"].as_f64().unwrap();
     assert!(validation >= 0.95, "validation:discriminator_auc {validation}");
+
+    // The model was promoted: the models folder's pointer names it.
+    let latest = read_json(&store.join("models/latest.json"));
+    assert_eq!(latest["model"], date.to_str().unwrap(), "{latest}");
+    assert_eq!(latest["model_id"], card["model_id"], "{latest}");
+
+    // The morning reports ran after scoring: one CSV each under
+    // reports/<date>/ (the demo's labels exist, so none was skipped).
+    let reports = read_json(&store.join("reports").join(date).join("_manifest.json"));
+    let reports = reports["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 8, "{reports:?}");
+    for report in reports {
+        assert!(report.get("skipped").is_none(), "{report}");
+        let name =
+            report["query"].as_str().unwrap().trim_start_matches("sql/").replace(".sql", ".csv");
+        assert!(store.join("reports").join(date).join(name).exists(), "{report}");
+    }
+
+    // The nightly job scores a day of events with the promoted model, and
+    // scoring the night again replaces the day instead of adding to it.
+    let last_day = events["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["partition"].as_str()?.strip_prefix("date=").map(str::to_owned))
+        .max()
+        .unwrap();
+    let day_rows: u64 = events["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["partition"].as_str() == Some(&format!("date={last_day}")))
+        .map(|f| n(&f["rows"]))
+        .sum();
+    for _ in 0..2 {
+        let out = run(ipi(&root)
+            .args(["run", "pipelines/nightly-score.toml", "--param"])
+            .arg(format!("date={last_day}"))
+            .arg("--param")
+            .arg(format!("store={}", store.display())));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let scores = read_json(&store.join("scores/_ipi_dataset.json"));
+        let scored: u64 = scores["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["partition"].as_str() == Some(&format!("date={last_day}")))
+            .map(|f| n(&f["rows"]))
+            .sum();
+        assert_eq!(scored, day_rows, "{scores}");
+    }
 }
 
 #[test]
@@ -74,6 +125,8 @@ fn daily_passes_given_logs_through_instead_of_synthesising() {
     let store = dir.path().join("store");
     let out = run(ipi(&root)
         .args(["run", "pipelines/daily.toml", "--param", "logs=data/sample/access.log.gz"])
+        // The sample's 60 users are too few for the evaluate step's AUC floor.
+        .args(["--param", "min_auc=0"])
         .arg("--param")
         .arg(format!("store={}", store.display())));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -83,4 +136,16 @@ fn daily_passes_given_logs_through_instead_of_synthesising() {
     assert_eq!(ingest["lines"], 3003, "{ingest}");
     assert_eq!(ingest["rejected"], 3, "{ingest}");
     assert!(ingest["rows"].as_u64().unwrap() > 1000, "{ingest}");
+    // Real logs come without labels: the attacks report is skipped, the
+    // other reports run.
+    let reports: Vec<_> = std::fs::read_dir(store.join("reports")).unwrap().flatten().collect();
+    let reports = read_json(&reports[0].path().join("_manifest.json"));
+    let skipped: Vec<&str> = reports["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("skipped").is_some())
+        .map(|r| r["query"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["sql/attacks_by_kind.sql"], "{reports}");
 }

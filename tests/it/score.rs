@@ -337,3 +337,175 @@ fn sagemaker_request_bodies_get_sagemaker_responses() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("text/csv"), "{}", text(&out));
 }
+
+#[test]
+fn large_bodies_are_streamed_in_pieces_with_the_same_results() {
+    // A CSV body of 1,000 lines, a few of them bad, scored whole (one
+    // piece) and in pieces of 7 lines: the same responses, the same
+    // rejects with the same line numbers, and the same scores dataset.
+    let dir = tempfile::tempdir().unwrap();
+    train_model(dir.path());
+    let d = dir.path();
+    let mut csv = String::new();
+    let mut bad_lines = Vec::new();
+    for line in 1..=1000u32 {
+        match line % 97 {
+            0 => {
+                writeln!(csv, "user_{line},2001:db8::{line}").unwrap();
+                bad_lines.push(u64::from(line));
+            }
+            13 => {
+                writeln!(csv, "only_one_field_{line}").unwrap();
+                bad_lines.push(u64::from(line));
+            }
+            _ => {
+                writeln!(csv, "user_{},{}.{}.0.{}", line % 60, 10 + line % 60, line % 7, line % 256)
+                    .unwrap()
+            }
+        }
+    }
+    csv.push_str("user_1,35.37.0.1"); // no final newline
+    std::fs::write(d.join("big.csv"), &csv).unwrap();
+
+    let rejected_lines = |out: &str| -> Vec<u64> {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let root = Location::parse(&format!("{}/{out}/_rejects", d.display())).unwrap();
+            let dataset = Dataset::open(&root).await.unwrap();
+            let mut lines = Vec::new();
+            for f in dataset.files() {
+                let mut stream =
+                    ipi_storage::read_parquet(&f.location, &Default::default()).await.unwrap();
+                while let Some(batch) = futures::TryStreamExt::try_next(&mut stream).await.unwrap()
+                {
+                    let column = batch.column_by_name("line").unwrap();
+                    let column =
+                        column.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap();
+                    lines.extend(column.values().iter().copied());
+                }
+            }
+            lines.sort_unstable();
+            lines
+        })
+    };
+    let mut bodies = Vec::new();
+    for batch_rows in ["100000", "7"] {
+        for accept in ["application/jsonlines", "application/json"] {
+            let out = format!("out-{batch_rows}-{}", accept.replace('/', "_"));
+            let report = score_json(
+                d,
+                &[
+                    "--model",
+                    "model",
+                    "--input",
+                    "big.csv",
+                    "--output",
+                    &out,
+                    "--accept",
+                    accept,
+                    "--batch-rows",
+                    batch_rows,
+                ],
+            );
+            assert_eq!(report["rows_in"], 1001, "{report}");
+            assert_eq!(report["rejected"], bad_lines.len(), "{report}");
+            assert_eq!(rejected_lines(&out), bad_lines, "batch rows {batch_rows}");
+            bodies.push(std::fs::read(d.join(&out).join("big.csv.out")).unwrap());
+        }
+        let out = format!("scores-{batch_rows}");
+        score_json(
+            d,
+            &[
+                "--model",
+                "model",
+                "--input",
+                "big.csv",
+                "--output",
+                &out,
+                "--batch-rows",
+                batch_rows,
+            ],
+        );
+        assert_eq!(
+            partitions(d.join(&out).to_str().unwrap()),
+            [(String::new(), 1001 - bad_lines.len() as u64)]
+        );
+    }
+    // The same predictions, in the same order (scores of a pair agree to
+    // float rounding: the matmul's kernel depends on the batch's size).
+    let dots = |body: &[u8], json: bool| -> Vec<f64> {
+        let values: Vec<serde_json::Value> = if json {
+            let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+            body["predictions"].as_array().unwrap().clone()
+        } else {
+            body.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect()
+        };
+        values.iter().map(|v| v["dot_product"].as_f64().unwrap()).collect()
+    };
+    let whole = dots(&bodies[0], false);
+    assert_eq!(whole.len(), 1001 - bad_lines.len());
+    for (body, json) in [(&bodies[1], true), (&bodies[2], false), (&bodies[3], true)] {
+        let other = dots(body, json);
+        assert_eq!(other.len(), whole.len());
+        for (i, (a, b)) in whole.iter().zip(&other).enumerate() {
+            assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "prediction {i}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn a_promoted_model_is_what_the_models_folder_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_model(d);
+    std::fs::create_dir(d.join("models")).unwrap();
+    std::fs::rename(d.join("model"), d.join("models/2018-11-12")).unwrap();
+    std::fs::write(d.join("pairs.csv"), "user_1,35.37.0.1\nuser_2,10.10.1.2\n").unwrap();
+
+    // Nothing promoted yet: a clear error, not a crash.
+    let out =
+        run(ipi(d).args(["score", "--model", "models", "--input", "pairs.csv", "--output", "o"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("ipi-pipeline promote"), "{}", text(&out));
+
+    let out = run(ipi(d).args(["promote", "--model", "models/2018-11-12", "--to", "models"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let latest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("models/latest.json")).unwrap()).unwrap();
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("models/2018-11-12/model.json")).unwrap())
+            .unwrap();
+    assert_eq!(latest["model"], "2018-11-12");
+    assert_eq!(latest["model_id"], card["model_id"]);
+    let report = score_json(d, &["--model", "models", "--input", "pairs.csv", "--output", "o"]);
+    assert_eq!(report["model_id"], card["model_id"]);
+    assert_eq!(report["rows"], 2);
+
+    // A model retrained into the promoted folder without being promoted
+    // is not used behind the pointer's back.
+    let out = run(ipi(d).args([
+        "train",
+        "--train",
+        "train.csv",
+        "--model",
+        "models/2018-11-12",
+        "--num-entity-vectors",
+        "120",
+        "--vector-dim",
+        "16",
+        "--epochs",
+        "1",
+        "--mini-batch-size",
+        "50",
+        "--seed",
+        "9",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out =
+        run(ipi(d).args(["score", "--model", "models", "--input", "pairs.csv", "--output", "o"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("promote it again"), "{}", text(&out));
+}

@@ -14,7 +14,12 @@
 //! * A [`Pipeline`] has its params, its [`Step`]s in file order, and
 //!   [`Pipeline::order`], a stable topological order.
 //! * [`Pipeline::resolve_body`] substitutes the outputs of steps that already
-//!   ran into a step's body just before it runs.
+//!   ran into a step's body just before it runs ([`Pipeline::resolve_with`]
+//!   also for one value of a step's `for_each`).
+//! * `${env.NAME}` is read only where allowed: `url` and `string` param
+//!   defaults, and the step keys [`StepCatalog::env_keys`] marks; names
+//!   that look like credentials ([`is_credential_name`]) are refused.
+//! * [`Pipeline::tests`] holds the file's `[[tests]]` ([`TestCase`]).
 //!
 //! # Example
 //!
@@ -65,7 +70,7 @@
 //!     .unwrap()
 //!     .to_utc();
 //! let overrides = [("store".to_owned(), "s3://bucket/ipi".to_owned())];
-//! let opts = LoadOptions { overrides: &overrides, now, catalog: &Catalog };
+//! let opts = LoadOptions::new(&overrides, now, &Catalog);
 //! let pipeline = load("hello.toml", source, &opts).unwrap();
 //! assert_eq!(pipeline.order, ["first", "second"]);
 //! assert_eq!(pipeline.steps["second"].needs, ["first"]);
@@ -90,6 +95,7 @@
 //! ]);
 //! ```
 
+mod cases;
 mod dag;
 mod diagnostic;
 mod load;
@@ -97,9 +103,10 @@ mod pipeline;
 mod template;
 mod value;
 
+pub use cases::{TestCase, TestData, TestExpect, TestInput};
 pub use diagnostic::{Diagnostic, line_col};
-pub use load::{LoadOptions, load, load_path};
-pub use pipeline::{CachePolicy, ParamDecl, Pipeline, RetryPolicy, Step};
+pub use load::{LoadOptions, is_credential_name, load, load_path, process_env};
+pub use pipeline::{CachePolicy, ForEach, MAX_FOR_EACH, ParamDecl, Pipeline, RetryPolicy, Step};
 pub use value::{ParamType, ParamValue, format_duration, parse_duration};
 
 /// Errors outside of loading a file (loading reports [`Diagnostic`]s).
@@ -154,6 +161,14 @@ pub trait StepCatalog {
     /// typically call [`check_with_serde`] with a
     /// `#[serde(deny_unknown_fields)]` struct.
     fn check(&self, kind: &str, body: &toml::Table) -> Vec<BodyError>;
+
+    /// The keys of a step of this kind whose values may use
+    /// `${env.NAME}` (the last key of the path, array indices aside).
+    /// By default `endpoint` and `bucket`, which no step kind has yet;
+    /// return an empty list to allow none.
+    fn env_keys(&self, _kind: &str) -> Vec<&'static str> {
+        vec!["endpoint", "bucket"]
+    }
 }
 
 /// One problem in a step body, found by [`StepCatalog::check`].

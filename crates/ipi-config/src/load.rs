@@ -13,8 +13,9 @@ use serde::Deserialize as _;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 
+use crate::cases::{TestCase, TestSpec};
 use crate::diagnostic::{Diagnostic, line_col};
-use crate::pipeline::{CachePolicy, ParamDecl, Pipeline, RetryPolicy, Step};
+use crate::pipeline::{CachePolicy, ForEach, MAX_FOR_EACH, ParamDecl, Pipeline, RetryPolicy, Step};
 use crate::template::{self, Ref, Subst};
 use crate::value::{date_to_toml, parse_date};
 use crate::{ParamType, ParamValue, StepCatalog, dag, parse_duration};
@@ -30,6 +31,46 @@ pub struct LoadOptions<'a> {
     pub now: DateTime<Utc>,
     /// The step kinds the caller knows.
     pub catalog: &'a dyn StepCatalog,
+    /// How `${env.NAME}` is looked up: [`process_env`] for the process's
+    /// environment, or a fixed map (tests, `retry` of a recorded run).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> LoadOptions<'a> {
+    /// Options that read `${env.NAME}` from the process's environment.
+    pub fn new(
+        overrides: &'a [(String, String)],
+        now: DateTime<Utc>,
+        catalog: &'a dyn StepCatalog,
+    ) -> LoadOptions<'a> {
+        LoadOptions { overrides, now, catalog, env: &process_env }
+    }
+}
+
+/// The process's environment variable `name`, if set and valid UTF-8.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Whether an environment variable name looks like a credential
+/// (`AWS_SECRET_ACCESS_KEY`, `GITHUB_TOKEN`, `DB_PASSWORD`, ...). Such
+/// names are refused in `${env.NAME}`: credentials stay in the object
+/// store client's own environment, never in a pipeline's values.
+pub fn is_credential_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    const WORDS: [&str; 10] = [
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "TOKEN",
+        "CREDENTIAL",
+        "PRIVATE",
+        "SESSION",
+        "ACCESS_KEY",
+        "API_KEY",
+        "AUTH",
+    ];
+    WORDS.iter().any(|w| upper.contains(w)) || upper == "KEY" || upper.ends_with("_KEY")
 }
 
 impl fmt::Debug for LoadOptions<'_> {
@@ -88,6 +129,9 @@ pub fn load(
         param_types: IndexMap::new(),
         params: IndexMap::new(),
         decls: IndexMap::new(),
+        env: IndexMap::new(),
+        env_problems: IndexMap::new(),
+        each: None,
     };
     let pipeline = loader.run(root.get_ref());
     let diags = loader.cx.finish();
@@ -107,7 +151,7 @@ pub(crate) fn is_valid_name(s: &str) -> bool {
 
 const NAME_RULE: &str = "use letters, digits, `_` and `-`, starting with a letter or `_`";
 
-const TOP_KEYS: &str = "version, name, description, timezone, params, steps";
+const TOP_KEYS: &str = "version, name, description, timezone, params, steps, tests";
 
 /// Collected diagnostics.
 struct Cx<'a> {
@@ -160,6 +204,13 @@ struct Loader<'a> {
     param_types: IndexMap<String, Option<ParamType>>,
     params: IndexMap<String, ParamValue>,
     decls: IndexMap<String, ParamDecl>,
+    /// Environment variables read, with their values.
+    env: IndexMap<String, String>,
+    /// Problems with a param default's `${env.NAME}`, reported only when
+    /// `--param` does not replace the default.
+    env_problems: IndexMap<String, Vec<(usize, String)>>,
+    /// The `for_each` name of the step being built.
+    each: Option<String>,
 }
 
 /// The top-level keys.
@@ -170,6 +221,7 @@ struct Envelope<'d, 'i> {
     timezone: Option<&'d Spanned<DeValue<'i>>>,
     params: Option<(Range<usize>, &'d Spanned<DeValue<'i>>)>,
     steps: Option<(Range<usize>, &'d Spanned<DeValue<'i>>)>,
+    tests: Option<(Range<usize>, &'d Spanned<DeValue<'i>>)>,
 }
 
 impl<'a> Loader<'a> {
@@ -179,6 +231,7 @@ impl<'a> Loader<'a> {
         self.today = self.opts.now.with_timezone(&timezone).date_naive();
         self.params(env.params.as_ref());
         let steps = self.steps(env.steps.as_ref());
+        let tests = self.tests(env.tests.as_ref(), &steps.0);
         Some(Pipeline {
             name: env.name?,
             description: env.description,
@@ -189,6 +242,9 @@ impl<'a> Loader<'a> {
             param_decls: std::mem::take(&mut self.decls),
             steps: steps.0,
             order: steps.1,
+            env: std::mem::take(&mut self.env),
+            tests,
+            source: self.cx.source.to_owned(),
         })
     }
 
@@ -226,6 +282,7 @@ impl<'a> Loader<'a> {
                 "timezone" => env.timezone = Some(v),
                 "params" => env.params = Some((k.span(), v)),
                 "steps" => env.steps = Some((k.span(), v)),
+                "tests" => env.tests = Some((k.span(), v)),
                 other => self.cx.error(
                     k.span().start,
                     None,
@@ -329,6 +386,16 @@ impl<'a> Loader<'a> {
                     Some(format!("params.{name}")),
                     format!("--param {name}={text}: param `{name}` has type {ty}: {e}"),
                 ),
+            }
+        }
+        // A default's `${env.NAME}` only matters when no --param replaced it.
+        let overridden: Vec<&str> = self.opts.overrides.iter().map(|(k, _)| k.as_str()).collect();
+        for (name, problems) in std::mem::take(&mut self.env_problems) {
+            if overridden.contains(&name.as_str()) {
+                continue;
+            }
+            for (at, message) in problems {
+                self.cx.error(at, None, Some(format!("params.{name}")), message);
             }
         }
         // Keep file order, and report params that have no value.
@@ -435,8 +502,12 @@ impl<'a> Loader<'a> {
         self.param_types.insert(name.clone(), Some(ty));
         self.decls.insert(name.clone(), ParamDecl { ty, doc, required: default.is_none() });
         let Some(dv) = default else { return };
-        let typed =
-            to_value(dv).map_err(|(_, e)| e).and_then(|v| typed_from_toml(ty, &v, self.today));
+        let typed = match to_value(dv).map(|v| self.default_env(&name, ty, v, dv)) {
+            Ok(Some(v)) => typed_from_toml(ty, &v, self.today),
+            // Its `${env.NAME}` problems are reported unless overridden.
+            Ok(None) => return,
+            Err((_, e)) => Err(e),
+        };
         match typed {
             Ok(v) => {
                 self.params.insert(name, v);
@@ -447,6 +518,86 @@ impl<'a> Loader<'a> {
                 key,
                 format!("param `{name}`: default is not a valid {ty}: {e}"),
             ),
+        }
+    }
+
+    /// A param default with its `${env.NAME}` references substituted (a
+    /// default holding `${env.` is a template, `$${` a literal `${`).
+    /// Only `url` and `string` params may use them (a bucket, a prefix);
+    /// problems are kept aside until overrides are known (`None` then).
+    fn default_env(
+        &mut self,
+        name: &str,
+        ty: ParamType,
+        value: toml::Value,
+        dv: &Spanned<DeValue<'_>>,
+    ) -> Option<toml::Value> {
+        let toml::Value::String(text) = &value else { return Some(value) };
+        // Defaults are literal text unless they use the environment (so
+        // `default = "a${b"` stays as written).
+        if !text.contains("${env.") {
+            return Some(value);
+        }
+        let t = template::parse(text);
+        let span = dv.span();
+        let mut problems: Vec<(usize, String)> = t
+            .errors
+            .iter()
+            .map(|(at, e)| (str_offset(self.cx.source, &span, text, *at), e.clone()))
+            .collect();
+        let allowed = matches!(ty, ParamType::Url | ParamType::String);
+        for (r, at) in t.refs() {
+            let at = str_offset(self.cx.source, &span, text, at);
+            let problem = match r {
+                Ref::Env(_) if !allowed => Some(format!(
+                    "param `{name}`: `{r}`: only url and string params may \
+                     take their default from the environment"
+                )),
+                Ref::Env(var) => self.env_problem(var),
+                other => Some(format!(
+                    "param `{name}`: a default can refer only to `${{env.NAME}}`, \
+                     not `{other}` (write `$${{` for a literal `${{`)"
+                )),
+            };
+            if let Some(p) = problem {
+                problems.push((at, p));
+            }
+        }
+        if !problems.is_empty() {
+            self.env_problems.entry(name.to_owned()).or_default().extend(problems);
+            return None;
+        }
+        let env = &self.env;
+        template::substitute(&t, &mut |r| match r {
+            Ref::Env(var) => {
+                Ok(Subst::Value(toml::Value::String(env.get(var).cloned().unwrap_or_default())))
+            }
+            _ => Ok(Subst::Keep),
+        })
+        .ok()
+    }
+
+    /// Read `${env.NAME}` for a place that may use it; the problem, if any.
+    fn env_problem(&mut self, var: &str) -> Option<String> {
+        if is_credential_name(var) {
+            return Some(format!(
+                "`${{env.{var}}}` looks like a credential; credentials never go in \
+                 pipeline files (the S3 client reads AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY from its own environment)"
+            ));
+        }
+        if self.env.contains_key(var) {
+            return None;
+        }
+        match (self.opts.env)(var) {
+            Some(v) if v.contains(['\n', '\r']) => {
+                Some(format!("environment variable `{var}` holds a line break"))
+            }
+            Some(v) => {
+                self.env.insert(var.to_owned(), v);
+                None
+            }
+            None => Some(format!("environment variable `{var}` is not set")),
         }
     }
 
@@ -520,6 +671,7 @@ impl<'a> Loader<'a> {
                     needs: b.deps.into_keys().collect(),
                     cache: b.cache,
                     retry: b.retry,
+                    for_each: b.for_each,
                     body: b.body,
                     line: line_col(self.cx.source, src.key_span.start).0,
                     template: b.template,
@@ -591,10 +743,22 @@ impl<'a> Loader<'a> {
         if let Some(v) = table.get("needs") {
             self.needs(src, v, all, &mut b.deps);
         }
+        self.each = None;
+        if let Some(v) = table.get("for_each") {
+            b.for_each = self.for_each(step, v);
+            self.each = b.for_each.as_ref().map(|f| f.name.clone()).or_else(|| {
+                // A broken `for_each` still names its variable: no second
+                // error for each `${each.NAME}`.
+                v.get_ref()
+                    .as_table()
+                    .and_then(|t| t.iter().next())
+                    .map(|(k, _)| k.get_ref().to_string())
+            });
+        }
         for (k, v) in table.iter() {
             let key = k.get_ref().as_ref();
             match key {
-                "uses" | "needs" => {}
+                "uses" | "needs" | "for_each" => {}
                 "cache" => b.cache = self.cache(step, v),
                 "retry" => b.retry = self.retry(step, v),
                 _ => {
@@ -627,7 +791,11 @@ impl<'a> Loader<'a> {
                     Ref::Param(p) => {
                         self.params.get(p).map_or(Subst::Keep, |v| Subst::Value(v.to_toml()))
                     }
-                    Ref::Step { .. } => Subst::Keep,
+                    Ref::Env(var) => self
+                        .env
+                        .get(var)
+                        .map_or(Subst::Keep, |v| Subst::Value(toml::Value::String(v.clone()))),
+                    Ref::Step { .. } | Ref::Each(_) => Subst::Keep,
                 })
             })
             .unwrap_or_else(|_| toml::Value::String(text.to_owned()))
@@ -637,6 +805,8 @@ impl<'a> Loader<'a> {
         let Some(kind) = src.kind else { return Some(b) };
         let today = self.today;
         let catalog = self.opts.catalog;
+        let first_each =
+            b.for_each.as_ref().and_then(|f| f.values.first()).map(ParamValue::to_toml);
         let check_body = template::map_table(&b.template, &mut Vec::new(), &mut |_, text| {
             let t = template::parse(text);
             template::substitute(&t, &mut |r| {
@@ -646,6 +816,12 @@ impl<'a> Loader<'a> {
                         (None, Some(Some(ty))) => placeholder(*ty, "param", p, today),
                         _ => toml::Value::String(String::new()),
                     },
+                    Ref::Env(var) => {
+                        toml::Value::String(self.env.get(var).cloned().unwrap_or_default())
+                    }
+                    Ref::Each(_) => {
+                        first_each.clone().unwrap_or_else(|| toml::Value::String(String::new()))
+                    }
                     Ref::Step { step, attr } => all
                         .iter()
                         .find(|s| &s.name == step)
@@ -706,6 +882,32 @@ impl<'a> Loader<'a> {
                     "unknown param `{p}` in `{r}`; declared params: {}",
                     list(self.param_types.keys())
                 )),
+                Ref::Env(var) => {
+                    let allowed =
+                        src.kind.map(|k| self.opts.catalog.env_keys(k)).unwrap_or_default();
+                    let field = path.iter().rev().find(|seg| seg.parse::<usize>().is_err());
+                    match field {
+                        Some(f) if allowed.contains(&f.as_str()) => self.env_problem(var),
+                        _ => Some(format!(
+                            "`{r}`: environment variables are allowed only in url and \
+                             string param defaults and in the keys the schema marks ({})",
+                            if allowed.is_empty() {
+                                "none for this step".to_owned()
+                            } else {
+                                allowed.join(", ")
+                            }
+                        )),
+                    }
+                }
+                Ref::Each(name) => match &self.each {
+                    Some(each) if each == name => None,
+                    Some(each) => {
+                        Some(format!("unknown `{r}`: this step's `for_each` names `{each}`"))
+                    }
+                    None => {
+                        Some(format!("`{r}` needs `for_each = {{ {name} = ... }}` in this step"))
+                    }
+                },
                 Ref::Step { step: to, .. } if to == &src.name => {
                     Some(format!("`{r}` refers to this step's own output"))
                 }
@@ -785,12 +987,15 @@ impl<'a> Loader<'a> {
     }
 
     fn cache(&mut self, step: &str, v: &Spanned<DeValue<'_>>) -> Option<CachePolicy> {
+        if let Some(enabled) = v.get_ref().as_bool() {
+            return Some(CachePolicy { enabled, ..CachePolicy::default() });
+        }
         let Some(t) = v.get_ref().as_table() else {
             self.cx.error(
                 v.span().start,
                 Some(step),
                 Some("cache".into()),
-                "`cache` must be a table like { expire_after = \"7d\" }",
+                "`cache` must be false, true or a table like { expire_after = \"7d\" }",
             );
             return None;
         };
@@ -809,6 +1014,218 @@ impl<'a> Loader<'a> {
             }
         }
         Some(policy)
+    }
+
+    fn for_each(&mut self, step: &str, v: &Spanned<DeValue<'_>>) -> Option<ForEach> {
+        let shape = "`for_each` must be a table with one name, like \
+                     { date = \"${params.from}..${params.to}\" } or { day = [\"2018-11-12\", \"2018-11-13\"] }";
+        let Some(t) = v.get_ref().as_table() else {
+            self.cx.error(v.span().start, Some(step), Some("for_each".into()), shape);
+            return None;
+        };
+        let mut entries = t.iter();
+        let Some((k, item)) = entries.next() else {
+            self.cx.error(v.span().start, Some(step), Some("for_each".into()), shape);
+            return None;
+        };
+        if let Some((extra, _)) = entries.next() {
+            self.cx.error(extra.span().start, Some(step), Some("for_each".into()), shape);
+            return None;
+        }
+        let name = k.get_ref().to_string();
+        let key = format!("for_each.{name}");
+        if !is_valid_name(&name) {
+            self.cx.error(
+                k.span().start,
+                Some(step),
+                Some(key),
+                format!("invalid `for_each` name `{name}`: {NAME_RULE}"),
+            );
+            return None;
+        }
+        let at = item.span().start;
+        let values = match self.envelope_value(step, &key, item)? {
+            toml::Value::String(text) => self.date_range(&text),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => Ok(ParamValue::String(s.clone())),
+                    toml::Value::Integer(n) => Ok(ParamValue::Int(*n)),
+                    toml::Value::Float(x) => Ok(ParamValue::Float(*x)),
+                    toml::Value::Boolean(b) => Ok(ParamValue::Bool(*b)),
+                    toml::Value::Datetime(_) => typed_from_toml(ParamType::Date, i, self.today),
+                    other => {
+                        Err(format!("list items must be plain values, found {}", describe(other)))
+                    }
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .and_then(|v| {
+                    if v.is_empty() {
+                        Err("the list is empty".to_owned())
+                    } else if v.len() > MAX_FOR_EACH {
+                        Err(format!("{} values; at most {MAX_FOR_EACH}", v.len()))
+                    } else {
+                        Ok(v)
+                    }
+                }),
+            other => Err(format!(
+                "expected a date range \"FROM..TO\" or a list, found {}",
+                describe(&other)
+            )),
+        };
+        match values {
+            Ok(values) => Some(ForEach { name, values }),
+            Err(e) => {
+                self.cx.error(at, Some(step), Some(key.clone()), format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Every day of `FROM..TO`, both included.
+    fn date_range(&self, text: &str) -> Result<Vec<ParamValue>, String> {
+        let Some((from, to)) = text.split_once("..") else {
+            return Err(format!(
+                "expected a date range such as \"2018-11-10..2018-11-13\", got `{text}`"
+            ));
+        };
+        let from = parse_date(from.trim(), self.today)?;
+        let to = parse_date(to.trim(), self.today)?;
+        if from > to {
+            return Err(format!("the range {from}..{to} ends before it starts"));
+        }
+        let days = (to - from).num_days().unsigned_abs();
+        if days >= MAX_FOR_EACH as u64 {
+            return Err(format!("{} days; at most {MAX_FOR_EACH}", days + 1));
+        }
+        Ok(from.iter_days().take_while(|d| *d <= to).map(ParamValue::Date).collect())
+    }
+
+    fn tests(
+        &mut self,
+        section: Option<&(Range<usize>, &Spanned<DeValue<'_>>)>,
+        steps: &IndexMap<String, Step>,
+    ) -> Vec<TestCase> {
+        let Some((_, v)) = section else { return Vec::new() };
+        let Some(items) = v.get_ref().as_array() else {
+            self.cx.error(
+                v.span().start,
+                None,
+                Some("tests".into()),
+                "`tests` must be an array of tables: [[tests]] with name, step and expect",
+            );
+            return Vec::new();
+        };
+        let mut out: Vec<TestCase> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = item.span().start;
+            let Some(table) = item.get_ref().as_table() else {
+                self.cx.error(at, None, Some(format!("tests.{i}")), "a test must be a table");
+                continue;
+            };
+            let label = table
+                .get("name")
+                .and_then(|n| n.get_ref().as_str())
+                .map_or_else(|| format!("test {}", i + 1), |n| format!("test `{n}`"));
+            let value = match to_value(item) {
+                Ok(toml::Value::Table(t)) => t,
+                Ok(_) => continue,
+                Err((at, e)) => {
+                    self.cx.error(at, None, Some(format!("tests.{i}")), format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            let errors = crate::check_with_serde::<TestSpec>(&value);
+            for e in &errors {
+                let unknown = e.message.starts_with("unknown key");
+                let pos = locate(table, &e.path, at, unknown);
+                let dotted = e.path.join(".");
+                let message = if e.path.is_empty()
+                    || e.message
+                        .contains(&format!("`{}`", e.path.last().map_or("", String::as_str)))
+                {
+                    e.message.clone()
+                } else {
+                    format!("`{dotted}`: {}", e.message)
+                };
+                self.cx.error(
+                    pos,
+                    None,
+                    Some(format!("tests.{i}.{dotted}")),
+                    format!("{label}: {message}"),
+                );
+            }
+            if !errors.is_empty() {
+                continue;
+            }
+            let Ok(spec) = value.try_into::<TestSpec>() else { continue };
+            let mut bad = false;
+            for (path, message) in spec.problems() {
+                bad = true;
+                let pos = locate(table, &path, at, false);
+                self.cx.error(
+                    pos,
+                    None,
+                    Some(format!("tests.{i}.{}", path.join("."))),
+                    format!("{label}: {message}"),
+                );
+            }
+            if !steps.contains_key(&spec.step) {
+                bad = true;
+                self.cx.error(
+                    locate(table, &["step".to_owned()], at, false),
+                    None,
+                    Some(format!("tests.{i}.step")),
+                    format!("{label}: unknown step `{}`; steps: {}", spec.step, list(steps.keys())),
+                );
+            }
+            if out.iter().any(|t| t.name == spec.name) {
+                bad = true;
+                self.cx.error(
+                    locate(table, &["name".to_owned()], at, false),
+                    None,
+                    Some(format!("tests.{i}.name")),
+                    format!("{label}: another test has this name"),
+                );
+            }
+            // `with`: params substituted; nothing else can be known.
+            let mut problem = None;
+            let params = &self.params;
+            let with = template::map_table(&spec.with, &mut Vec::new(), &mut |_, text| {
+                if template::is_plain(text) {
+                    return toml::Value::String(text.to_owned());
+                }
+                let t = template::parse(text);
+                if let Some((_, e)) = t.errors.first() {
+                    problem.get_or_insert_with(|| e.clone());
+                }
+                template::substitute(&t, &mut |r| match r {
+                    Ref::Param(p) => params
+                        .get(p)
+                        .map(|v| Subst::Value(v.to_toml()))
+                        .ok_or_else(|| format!("unknown param `{p}` in `{r}`")),
+                    other => Err(format!("`with` can refer only to params, not `{other}`")),
+                })
+                .unwrap_or_else(|e| {
+                    problem.get_or_insert(e);
+                    toml::Value::String(text.to_owned())
+                })
+            });
+            if let Some(message) = problem {
+                bad = true;
+                self.cx.error(
+                    locate(table, &["with".to_owned()], at, false),
+                    None,
+                    Some(format!("tests.{i}.with")),
+                    format!("{label}: {message}"),
+                );
+            }
+            if !bad {
+                let line = line_col(self.cx.source, at).0;
+                out.push(spec.into_case(with, line));
+            }
+        }
+        out
     }
 
     fn retry(&mut self, step: &str, v: &Spanned<DeValue<'_>>) -> Option<RetryPolicy> {
@@ -916,6 +1333,9 @@ impl<'a> Loader<'a> {
                 )),
             },
             Ref::Step { .. } => Err(format!("`{key}` cannot refer to step outputs (`{r}`)")),
+            Ref::Env(_) | Ref::Each(_) => {
+                Err(format!("`{key}` can refer only to params, not `{r}`"))
+            }
         });
         match out {
             Ok(v) if problem.is_none() => Some(v),
@@ -943,6 +1363,7 @@ struct Built {
     deps: IndexMap<String, usize>,
     cache: Option<CachePolicy>,
     retry: Option<RetryPolicy>,
+    for_each: Option<ForEach>,
     template: toml::Table,
     body: toml::Table,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use indexmap::IndexMap;
 
+use crate::cases::TestCase;
 use crate::template::{self, Ref, Subst};
 use crate::{Error, ParamType, ParamValue, Result};
 
@@ -34,6 +35,13 @@ pub struct Pipeline {
     /// Step names in the order to run them: dependencies first, file
     /// order among steps that are ready together.
     pub order: Vec<String>,
+    /// The environment variables the file refers to (`${env.NAME}`, where
+    /// allowed), with the values they had when it was loaded.
+    pub env: IndexMap<String, String>,
+    /// The file's `[[tests]]`, in file order.
+    pub tests: Vec<TestCase>,
+    /// The file's text, as loaded.
+    pub source: String,
 }
 
 /// How a param was declared.
@@ -64,6 +72,8 @@ pub struct Step {
     pub cache: Option<CachePolicy>,
     /// `retry`, if set.
     pub retry: Option<RetryPolicy>,
+    /// `for_each`, if set: the step runs once per value.
+    pub for_each: Option<ForEach>,
     /// The step's own keys, with params substituted. Strings that still
     /// refer to step outputs are left as templates (`${steps.S.A}` as
     /// written, a literal `${` as `$${`): use
@@ -75,13 +85,38 @@ pub struct Step {
     pub(crate) template: toml::Table,
 }
 
-/// `cache = { expire_after = "7d" }`: the step's output may be reused.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `cache = { expire_after = "7d" }` or `cache = false`: whether and for
+/// how long a step's earlier result may be reused. Without `cache`, a step
+/// is reused for as long as its config, inputs and code are unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachePolicy {
+    /// `false` (from `cache = false`): always run the step.
+    pub enabled: bool,
     /// Reuse an output only while it is younger than this; `None` reuses
     /// it for as long as the step's inputs are unchanged.
     pub expire_after: Option<Duration>,
 }
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy { enabled: true, expire_after: None }
+    }
+}
+
+/// `for_each = { date = "${params.from}..${params.to}" }`: the step runs
+/// once per value, with `${each.date}` standing for the value.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ForEach {
+    /// The name the body refers to as `${each.NAME}`.
+    pub name: String,
+    /// The values, in order: every day of a `FROM..TO` range (both
+    /// included), or the items of a list.
+    pub values: Vec<ParamValue>,
+}
+
+/// The most values one `for_each` may have (ten years of days).
+pub const MAX_FOR_EACH: usize = 3660;
 
 /// `retry = { attempts = 3, backoff = "2s" }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,8 +143,9 @@ impl Default for RetryPolicy {
 
 impl Pipeline {
     /// The step's body with every reference substituted: params from
-    /// [`Pipeline::params`], and `${steps.S.A}` from `outputs[S][A]`, the
-    /// attributes reported by the steps that already ran.
+    /// [`Pipeline::params`], environment variables from [`Pipeline::env`],
+    /// and `${steps.S.A}` from `outputs[S][A]`, the attributes reported by
+    /// the steps that already ran.
     ///
     /// A string that is exactly one reference becomes the referenced
     /// value itself; `$${` becomes `${`.
@@ -117,6 +153,21 @@ impl Pipeline {
         &self,
         step: &str,
         outputs: &HashMap<String, IndexMap<String, toml::Value>>,
+    ) -> Result<toml::Table> {
+        self.resolve_with(step, outputs, None, &toml::Table::new())
+    }
+
+    /// [`resolve_body`](Self::resolve_body) for one value of the step's
+    /// `for_each` (`${each.NAME}` becomes `each`), with the top-level keys
+    /// of `replace` put in place of the step's own first (taken as they
+    /// are, without substitution: `ipi-pipeline test` points a step at its
+    /// test input this way).
+    pub fn resolve_with(
+        &self,
+        step: &str,
+        outputs: &HashMap<String, IndexMap<String, toml::Value>>,
+        each: Option<&ParamValue>,
+        replace: &toml::Table,
     ) -> Result<toml::Table> {
         let s = self.steps.get(step).ok_or_else(|| Error::UnknownStep { step: step.to_owned() })?;
         let mut first_error = None;
@@ -127,6 +178,15 @@ impl Pipeline {
                     .get(name)
                     .map(|v| Subst::Value(v.to_toml()))
                     .ok_or_else(|| format!("no param `{name}`")),
+                Ref::Env(name) => self
+                    .env
+                    .get(name)
+                    .map(|v| Subst::Value(toml::Value::String(v.clone())))
+                    .ok_or_else(|| format!("environment variable `{name}` was not read")),
+                Ref::Each(name) => match (each, &s.for_each) {
+                    (Some(v), Some(f)) if &f.name == name => Ok(Subst::Value(v.to_toml())),
+                    _ => Err(format!("`{r}` has no value outside the step's `for_each`")),
+                },
                 Ref::Step { step: from, attr } => outputs
                     .get(from)
                     .and_then(|o| o.get(attr))
@@ -139,7 +199,11 @@ impl Pipeline {
                     }),
             }
         };
-        let body = template::map_table(&s.template, &mut Vec::new(), &mut |_, text| {
+        let mut template = s.template.clone();
+        for key in replace.keys() {
+            template.remove(key);
+        }
+        let mut body = template::map_table(&template, &mut Vec::new(), &mut |_, text| {
             let t = template::parse(text);
             if let Some((_, e)) = t.errors.first() {
                 first_error.get_or_insert_with(|| e.clone());
@@ -149,6 +213,9 @@ impl Pipeline {
                 toml::Value::String(text.to_owned())
             })
         });
+        for (key, value) in replace {
+            body.insert(key.clone(), value.clone());
+        }
         match first_error {
             None => Ok(body),
             Some(message) => Err(Error::Resolve { step: step.to_owned(), message }),

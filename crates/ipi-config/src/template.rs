@@ -1,4 +1,5 @@
-//! `${params.NAME}` and `${steps.STEP.ATTR}` references inside strings.
+//! `${params.NAME}`, `${steps.STEP.ATTR}`, `${each.NAME}` and
+//! `${env.NAME}` references inside strings.
 //!
 //! `$${` is a literal `${`. A string that is exactly one reference takes
 //! the referenced value itself (an int stays an int); a reference inside a
@@ -13,6 +14,10 @@ pub(crate) enum Ref {
     Param(String),
     /// `${steps.STEP.ATTR}`
     Step { step: String, attr: String },
+    /// `${each.NAME}`: the current value of a step's `for_each`.
+    Each(String),
+    /// `${env.NAME}`: an environment variable, where the schema allows one.
+    Env(String),
 }
 
 impl fmt::Display for Ref {
@@ -20,6 +25,8 @@ impl fmt::Display for Ref {
         match self {
             Ref::Param(name) => write!(f, "${{params.{name}}}"),
             Ref::Step { step, attr } => write!(f, "${{steps.{step}.{attr}}}"),
+            Ref::Each(name) => write!(f, "${{each.{name}}}"),
+            Ref::Env(name) => write!(f, "${{env.{name}}}"),
         }
     }
 }
@@ -60,6 +67,14 @@ impl Template {
 
 fn is_name(s: &str) -> bool {
     crate::load::is_valid_name(s)
+}
+
+/// An environment variable name: letters, digits and `_`, not starting
+/// with a digit.
+pub(crate) fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Split a string into literal text and references.
@@ -108,6 +123,12 @@ pub(crate) fn parse(s: &str) -> Template {
             ["params", name] if is_name(name) => {
                 t.segs.push(Seg::Ref(Ref::Param((*name).to_owned()), i));
             }
+            ["each", name] if is_name(name) => {
+                t.segs.push(Seg::Ref(Ref::Each((*name).to_owned()), i));
+            }
+            ["env", name] if is_env_name(name) => {
+                t.segs.push(Seg::Ref(Ref::Env((*name).to_owned()), i));
+            }
             ["steps", step, attr] if is_name(step) && is_name(attr) => {
                 t.segs.push(Seg::Ref(
                     Ref::Step { step: (*step).to_owned(), attr: (*attr).to_owned() },
@@ -119,7 +140,8 @@ pub(crate) fn parse(s: &str) -> Template {
                     i,
                     format!(
                         "invalid reference `{raw}`: expected \
-                         `${{params.NAME}}` or `${{steps.STEP.ATTR}}` \
+                         `${{params.NAME}}`, `${{steps.STEP.ATTR}}`, \
+                         `${{each.NAME}}` or `${{env.NAME}}` \
                          (write `$${{` for a literal `${{`)"
                     ),
                 ));
@@ -285,10 +307,14 @@ mod tests {
 
     #[test]
     fn reports_bad_references() {
-        let t = parse("ab${params}cd${env.HOME}${params.x");
+        let t = parse("ab${params}cd${env.HOME-X}${params.x");
         let at: Vec<usize> = t.errors.iter().map(|e| e.0).collect();
-        assert_eq!(at, vec![2, 13, 24]);
+        assert_eq!(at, vec![2, 13, 26]);
         assert!(t.errors[2].1.starts_with("unterminated"));
+        let ok = parse("${env.IPI_BUCKET}/${each.date}");
+        assert!(ok.errors.is_empty());
+        let refs: Vec<String> = ok.refs().map(|(r, _)| r.to_string()).collect();
+        assert_eq!(refs, ["${env.IPI_BUCKET}", "${each.date}"]);
         assert!(parse("${steps.a.b.c}").errors.len() == 1);
         assert!(parse("${params.}").errors.len() == 1);
         assert!(parse("${ params.x }").errors.len() == 1);
@@ -300,7 +326,7 @@ mod tests {
             Ref::Param(n) if n == "n" => Ok(Subst::Value(toml::Value::Integer(7))),
             Ref::Param(n) if n == "l" => Ok(Subst::Value(toml::Value::Array(vec![]))),
             Ref::Param(_) => Ok(Subst::Value(toml::Value::String("a${b".into()))),
-            Ref::Step { .. } => Ok(Subst::Keep),
+            Ref::Step { .. } | Ref::Each(_) | Ref::Env(_) => Ok(Subst::Keep),
         };
         let s = |text: &str, r: &mut dyn FnMut(&Ref) -> Result<Subst, String>| {
             substitute(&parse(text), r)

@@ -53,6 +53,19 @@ pub mod events {
     pub const LINE: &str = "line";
     /// Version of [`super::events_schema`].
     pub const VERSION: u32 = 1;
+
+    /// How writers encode these columns, wherever they are written (the
+    /// events dataset, and the scores dataset, which carries them on).
+    /// Nearly unique columns get no dictionary: interning them costs time
+    /// and saves nothing.
+    pub const PLAIN: [&str; 3] = [IP, IPV4, BYTES];
+    /// Integer columns that grow almost in step (`DELTA_BINARY_PACKED`).
+    pub const DELTA: [&str; 2] = [TIMESTAMP, LINE];
+    /// Columns without min/max statistics: readers prune by time, entity,
+    /// address and status, never by free text, whose statistics mean
+    /// comparing every value.
+    pub const NO_STATISTICS: [&str; 10] =
+        [METHOD, PATH, PROTOCOL, REFERER, USER_AGENT, VHOST, FORWARDED_FOR, SOURCE, LINE, BYTES];
 }
 
 /// One parsed access-log line, partitioned `date=YYYY-MM-DD/` by UTC date.
@@ -172,6 +185,10 @@ pub mod scores {
     pub const IP_EMBEDDING: &str = "ip_embedding";
     /// Version of [`super::scores_schema`].
     pub const VERSION: u32 = 1;
+
+    /// Score columns written without a dictionary (see [`super::events::PLAIN`]):
+    /// every score is different.
+    pub const PLAIN: [&str; 2] = [DOT_PRODUCT, ANOMALY_SCORE];
 }
 
 /// The schema of scores for an input with schema `input`: the input's

@@ -219,18 +219,12 @@ fn start_parser(
 /// grow almost in step, and min/max statistics only where readers prune with them
 /// (time, entity, address, status).
 fn writer_options() -> WriterOptions {
-    use ipi_core::schema::events::{
-        BYTES, FORWARDED_FOR, IP, IPV4, LINE, METHOD, PATH, PROTOCOL, REFERER, SOURCE, TIMESTAMP,
-        USER_AGENT, VHOST,
-    };
+    use ipi_core::schema::events;
     let mut options = WriterOptions::default();
     options.parquet.zstd_level = 1;
-    options.parquet.plain_columns = [IP, IPV4, BYTES].map(String::from).to_vec();
-    options.parquet.delta_columns = [TIMESTAMP, LINE].map(String::from).to_vec();
-    options.parquet.no_statistics_columns =
-        [METHOD, PATH, PROTOCOL, REFERER, USER_AGENT, VHOST, FORWARDED_FOR, SOURCE, LINE, BYTES]
-            .map(String::from)
-            .to_vec();
+    options.parquet.plain_columns = events::PLAIN.map(String::from).to_vec();
+    options.parquet.delta_columns = events::DELTA.map(String::from).to_vec();
+    options.parquet.no_statistics_columns = events::NO_STATISTICS.map(String::from).to_vec();
     options
 }
 

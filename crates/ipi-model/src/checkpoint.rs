@@ -152,12 +152,25 @@ pub async fn save(model: &Model, url: &str, provenance: Provenance) -> Result<Mo
 
 /// Loads the model under `url`, refusing one this version cannot use.
 /// `device` overrides the device it was trained on.
+///
+/// `url` may also be a models folder: the model its `latest.json` names
+/// is loaded (see [`crate::registry`]).
 pub async fn load(url: &str, device: Option<&str>) -> Result<(Model, ModelCard)> {
+    let (resolved, latest) = crate::registry::resolve(url).await?;
+    let (model, card) = load_folder(&resolved, device).await?;
+    crate::registry::check(&resolved, latest.as_ref(), &card)?;
+    Ok((model, card))
+}
+
+/// Loads the model folder at `url`.
+async fn load_folder(url: &str, device: Option<&str>) -> Result<(Model, ModelCard)> {
     let (tensors_at, card_at) = model_files(url)?;
     let bad = |message: String| Error::Checkpoint { url: url.to_owned(), message };
     let card_bytes = ipi_storage::get_bytes(&card_at).await.map_err(|e| {
         if e.is_not_found() {
-            bad("no model.json here; train a model with `ipi-pipeline train --model URL`".into())
+            bad("no model.json (nor a models folder's latest.json) here; train a model with \
+                 `ipi-pipeline train --model URL`, or promote one with `ipi-pipeline promote`"
+                .into())
         } else {
             e.into()
         }

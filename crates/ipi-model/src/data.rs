@@ -2,11 +2,11 @@
 //! Parquet with an entity and an address column) or from SageMaker's
 //! headerless `entity,ip` CSV, local or in object storage.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt32Type};
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use bytes::Bytes;
 use ipi_storage::Location;
@@ -31,6 +31,20 @@ pub struct Pairs {
     pub ips: Vec<u32>,
     /// What was read.
     pub summary: DataSummary,
+    /// Each pair's entity string and timestamp, when asked for
+    /// ([`load_with_details`]): evaluation needs them, training does not.
+    pub details: Option<PairDetails>,
+}
+
+/// Per-pair details beyond the entity row and address.
+#[derive(Debug, Clone, Default)]
+pub struct PairDetails {
+    /// Each pair's entity, as an index into `names`.
+    pub entity: Vec<u32>,
+    /// The distinct entity strings, in order of first appearance.
+    pub names: Vec<String>,
+    /// Each pair's timestamp (µs since the epoch, UTC), when the data has one.
+    pub timestamps: Vec<Option<i64>>,
 }
 
 impl Pairs {
@@ -67,7 +81,18 @@ pub struct DataSummary {
 /// Reads pairs from `url`: a `.csv` file (SageMaker's headerless
 /// `entity,ip`), a Parquet file, or a Parquet dataset or directory.
 pub async fn load(url: &str, num_entity_vectors: u64) -> Result<Pairs> {
+    read(Reader::new(url, num_entity_vectors), url).await
+}
+
+/// [`load`], also keeping each pair's entity string and timestamp
+/// ([`Pairs::details`]).
+pub async fn load_with_details(url: &str, num_entity_vectors: u64) -> Result<Pairs> {
     let mut reader = Reader::new(url, num_entity_vectors);
+    reader.details = Some(Details::default());
+    read(reader, url).await
+}
+
+async fn read(mut reader: Reader, url: &str) -> Result<Pairs> {
     let files = list(url).await?;
     if files.is_empty() {
         return Err(Error::Data(format!("{url}: no data files found")));
@@ -104,6 +129,13 @@ struct Reader {
     pairs: Pairs,
     entities: HashSet<u64>,
     time: Option<(i64, i64)>,
+    details: Option<Details>,
+}
+
+#[derive(Default)]
+struct Details {
+    out: PairDetails,
+    index: HashMap<String, u32>,
 }
 
 impl Reader {
@@ -114,14 +146,24 @@ impl Reader {
             pairs: Pairs::default(),
             entities: HashSet::new(),
             time: None,
+            details: None,
         }
     }
 
-    fn push(&mut self, entity: &str, ip: u32) {
+    fn push(&mut self, entity: &str, ip: u32, timestamp: Option<i64>) {
         let hash = ipi_core::hash::entity_hash(entity);
         self.entities.insert(hash);
         self.pairs.entity_rows.push((hash % self.num_entity_vectors) as u32);
         self.pairs.ips.push(ip);
+        if let Some(d) = &mut self.details {
+            let next = d.out.names.len() as u32;
+            let id = *d.index.entry(entity.to_owned()).or_insert(next);
+            if id == next {
+                d.out.names.push(entity.to_owned());
+            }
+            d.out.entity.push(id);
+            d.out.timestamps.push(timestamp);
+        }
     }
 
     fn csv(&mut self, file: &str, bytes: &[u8]) -> Result<()> {
@@ -177,7 +219,7 @@ impl Reader {
         if entity.is_empty() {
             return Err(Error::Data(format!("{file}:{line}: field `entity` is empty")));
         }
-        self.push(entity, ip);
+        self.push(entity, ip, None);
         Ok(())
     }
 
@@ -218,7 +260,8 @@ impl Reader {
             return Err(Error::Data(format!("{file}: no `ipv4`, `ip` or `ip_address` column")));
         };
         let ts = batch.column_by_name("timestamp");
-        if let Some(ts) = ts.and_then(|ts| ts.as_primitive_opt::<TimestampMicrosecondType>()) {
+        let ts = ts.and_then(|ts| ts.as_primitive_opt::<TimestampMicrosecondType>());
+        if let Some(ts) = ts {
             for t in ts.iter().flatten() {
                 self.time = Some(match self.time {
                     None => (t, t),
@@ -226,11 +269,14 @@ impl Reader {
                 });
             }
         }
-        for (entity, ip) in entity.iter().zip(ips) {
+        for (i, (entity, ip)) in entity.iter().zip(ips).enumerate() {
             match (entity, ip) {
                 (None, _) | (Some(""), _) => self.pairs.summary.skipped_no_entity += 1,
                 (_, None) => self.pairs.summary.skipped_non_ipv4 += 1,
-                (Some(entity), Some(ip)) => self.push(entity, ip),
+                (Some(entity), Some(ip)) => {
+                    let t = ts.filter(|ts| ts.is_valid(i)).map(|ts| ts.value(i));
+                    self.push(entity, ip, t);
+                }
             }
         }
         Ok(())
@@ -249,6 +295,7 @@ impl Reader {
             summary.time_min = fmt(lo);
             summary.time_max = fmt(hi);
         }
+        self.pairs.details = self.details.map(|d| d.out);
         self.pairs
     }
 }
@@ -260,7 +307,7 @@ pub fn from_pairs<'a>(
 ) -> Pairs {
     let mut reader = Reader::new("memory", num_entity_vectors);
     for (entity, ip) in pairs {
-        reader.push(entity, ip);
+        reader.push(entity, ip, None);
     }
     reader.finish()
 }

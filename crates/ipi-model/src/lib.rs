@@ -11,6 +11,7 @@ The IP Insights model, in candle: which addresses does each entity use?
 * [`train`]: negative sampling, the step, the epoch loop and its metrics.
 * [`data`]: pairs from the split's Parquet or SageMaker's CSV.
 * [`checkpoint`]: `model.safetensors` and `model.json`.
+* [`registry`]: a models folder's `latest.json`: the last promoted model.
 * [`train()`]: the `train` step, from [`TrainConfig`] to a written model.
 
 score = ⟨entity vector, IP vector⟩ is the log-odds that the pair is real;
@@ -24,6 +25,7 @@ pub mod hyper;
 pub mod ip;
 pub mod metrics;
 pub mod model;
+pub mod registry;
 mod run;
 pub mod sparse;
 pub mod train;

@@ -38,11 +38,44 @@ pub fn random_ip_test_auc(
     test: &crate::data::Pairs,
     seed: u64,
 ) -> crate::Result<Option<f64>> {
+    Ok(random_ip_case(model, train, test, None, seed)?.map(|c| auc(&c.normal, &c.attack)))
+}
+
+/// The scores of the notebook's test case ([`random_ip_test_auc`]).
+#[derive(Debug, Clone, Default)]
+pub struct RandomIpCase {
+    /// The index in `test` of each normal pair.
+    pub normal_index: Vec<usize>,
+    /// The normal pairs' scores (`dot_product`).
+    pub normal: Vec<f32>,
+    /// The attack pairs' entity rows: training entities drawn in
+    /// proportion to their training pairs.
+    pub attack_rows: Vec<u32>,
+    /// The attack pairs' addresses, uniformly random.
+    pub attack_ips: Vec<u32>,
+    /// The attack pairs' scores, as many as there are normal pairs.
+    pub attack: Vec<f32>,
+}
+
+/// The notebook's test case: every test pair whose entity was seen in
+/// training (and, when `keep` is given, whose `keep` entry is true: e.g.
+/// not a labelled attack) is normal; as many attack pairs are made of a
+/// random training entity and a uniformly random address. `None` when no
+/// test pair qualifies or `train` is empty.
+pub fn random_ip_case(
+    model: &crate::Model,
+    train: &crate::data::Pairs,
+    test: &crate::data::Pairs,
+    keep: Option<&[bool]>,
+    seed: u64,
+) -> crate::Result<Option<RandomIpCase>> {
     use rand::{Rng, RngExt};
     let seen: std::collections::HashSet<u32> = train.entity_rows.iter().copied().collect();
-    let (mut rows, mut ips) = (Vec::new(), Vec::new());
-    for (&row, &ip) in test.entity_rows.iter().zip(&test.ips) {
-        if seen.contains(&row) {
+    let (mut index, mut rows, mut ips) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (&row, &ip)) in test.entity_rows.iter().zip(&test.ips).enumerate() {
+        let kept = keep.is_none_or(|k| k.get(i).copied().unwrap_or(false));
+        if kept && seen.contains(&row) {
+            index.push(i);
             rows.push(row);
             ips.push(ip);
         }
@@ -56,7 +89,7 @@ pub fn random_ip_test_auc(
     let attack_ips: Vec<u32> = (0..rows.len()).map(|_| rng.next_u32()).collect();
     let normal = model.score(&rows, &ips)?;
     let attack = model.score(&attack_rows, &attack_ips)?;
-    Ok(Some(auc(&normal, &attack)))
+    Ok(Some(RandomIpCase { normal_index: index, normal, attack_rows, attack_ips, attack }))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The model: an entity table, a prefix table and the dense IP encoder.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -146,16 +146,45 @@ impl Model {
     }
 
     /// `dot_product` of each `(entity row, address)` pair: the log-odds that
-    /// the pair is real. Scores in batches, so memory stays bounded.
+    /// the pair is real. Scores [`SCORE_CHUNK`] pairs at a time, so memory
+    /// stays bounded.
+    ///
+    /// The last layer's bias, ReLU and the dot product with the entity row
+    /// are one pass over its matmul's output, read where it lies: no IP
+    /// vector and no entity vector is copied. The result is the same, bit
+    /// for bit, as [`dot`] over [`embeddings`](Self::embeddings).
     pub fn score(&self, entity_rows: &[u32], ips: &[u32]) -> Result<Vec<f32>> {
         assert_eq!(entity_rows.len(), ips.len());
         let dim = self.dim();
+        let last = match self.layers.split_last() {
+            Some((last, hidden)) => Some((last, hidden, Model::host(&last.bias)?)),
+            None => None,
+        };
         let mut out = Vec::with_capacity(ips.len());
-        for (rows, ips) in entity_rows.chunks(65_536).zip(ips.chunks(65_536)) {
-            let (e, h) = self.embeddings(rows, ips)?;
-            let scores: Vec<f32> =
-                e.par_chunks(dim).zip(h.par_chunks(dim)).map(|(e, h)| dot(e, h)).collect();
-            out.extend(scores);
+        for (rows, ips) in entity_rows.chunks(SCORE_CHUNK).zip(ips.chunks(SCORE_CHUNK)) {
+            let x = self.ip_inputs(ips);
+            let Some((last, hidden, bias)) = &last else {
+                // No encoder layers: the IP vector is the summed prefix rows.
+                out.par_extend(
+                    x.par_chunks(dim)
+                        .zip(rows.par_iter())
+                        .map(|(h, &r)| dot(self.entity_table.row(r), h)),
+                );
+                continue;
+            };
+            let mut h =
+                Tensor::from_vec(x, (ips.len(), dim), &Device::Cpu)?.to_device(&self.device)?;
+            for layer in *hidden {
+                h = layer.forward(&h)?;
+            }
+            let z = h.matmul(&last.weight.t()?)?.to_device(&Device::Cpu)?;
+            with_host(&z, |z| {
+                out.par_extend(
+                    z.par_chunks(dim)
+                        .zip(rows.par_iter())
+                        .map(|(z, &r)| relu_dot(self.entity_table.row(r), z, bias)),
+                );
+            })?;
         }
         Ok(out)
     }
@@ -183,6 +212,43 @@ impl Model {
     pub fn host(t: &Tensor) -> Result<Vec<f32>> {
         Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
+}
+
+/// Pairs scored per step of [`Model::score`]: its buffers (4 MiB at 128
+/// floats) are reused by the allocator instead of mapped and faulted in anew.
+const SCORE_CHUNK: usize = 8192;
+
+/// Runs `f` on a contiguous f32 CPU tensor's values where they lie (a
+/// copy only for another layout or device).
+fn with_host<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(values)), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&values[start..end]));
+        }
+    }
+    Ok(f(&Model::host(t)?))
+}
+
+/// `Σ e_i · relu(z_i + b_i)`: [`dot`] of `e` and the layer output for the
+/// pre-activation `z`, in the same order of additions.
+#[inline]
+pub fn relu_dot(e: &[f32], z: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ce, cz, cb) = (e.chunks_exact(8), z.chunks_exact(8), b.chunks_exact(8));
+    let (re, rz, rb) = (ce.remainder(), cz.remainder(), cb.remainder());
+    for ((x, y), c) in ce.zip(cz).zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * (y[k] + c[k]).max(0.0);
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for ((x, y), c) in re.iter().zip(rz).zip(rb) {
+        s += x * (y + c).max(0.0);
+    }
+    s
 }
 
 /// `Σ a_i b_i`.

@@ -271,3 +271,28 @@ async fn checkpoints_round_trip_and_refuse_a_mismatch() {
     let err = ipi_model::checkpoint::load(&other_url, None).await.unwrap_err().to_string();
     assert!(err.contains("v99 cannot be read") && err.contains("reads ipi-model v1"), "{err}");
 }
+
+#[test]
+fn fused_scores_equal_the_dot_of_the_embeddings_bit_for_bit() {
+    // More pairs than one scoring step, with 0, 1 and 2 encoder layers;
+    // the spread values switch ReLUs on and off.
+    let n = 70_001;
+    let ips: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let rows: Vec<u32> = (0..n as u32).map(|i| i % 50).collect();
+    for layers in 0..3 {
+        let spec = IpEncoderSpec { version: 1, hash_buckets: 1 << 10 };
+        let mut model = Model::new(&small(layers), spec).unwrap();
+        spread(&mut model);
+        let scores = model.score(&rows, &ips).unwrap();
+        let (e, h) = model.embeddings(&rows, &ips).unwrap();
+        let dim = model.dim();
+        assert_eq!(scores.len(), n);
+        let mut positive = 0;
+        for (i, score) in scores.iter().enumerate() {
+            let expected = ipi_model::model::dot(&e[i * dim..][..dim], &h[i * dim..][..dim]);
+            assert_eq!(score.to_bits(), expected.to_bits(), "pair {i}, {layers} layers");
+            positive += usize::from(*score > 0.0);
+        }
+        assert!(positive > n / 10 && positive < n * 9 / 10, "{positive} of {n} positive");
+    }
+}

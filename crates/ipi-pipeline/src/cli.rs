@@ -72,13 +72,54 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 #[command(rename_all = "kebab-case")]
 pub enum Command {
-    /// Run a pipeline file: every step, in dependency order.
+    /// Run a pipeline file: every step, in dependency order, reusing what is already done.
     #[command(after_help = "\
+A step whose config, input versions and code match an earlier successful run (within its
+`cache.expire_after`), and whose outputs are still as that run left them, is not run again:
+its result is reused. Outputs are committed atomically. Each run takes a lock in the store
+(STORE/runs/_locks/PIPELINE/DATE/), so two runs of the same pipeline and date never overlap:
+the second exits 75 and says who holds it. Everything is recorded in
+STORE/runs/RUN_ID/manifest.json (STORE is the pipeline's `store` param), also when a run
+fails; `ipi-pipeline retry RUN_ID` resumes a failed run.
+
 Examples:
   ipi-pipeline run pipelines/daily.toml
   ipi-pipeline run pipelines/daily.toml --param date=2018-11-12
-  ipi-pipeline run pipelines/daily.toml --param store=s3://security-ml/ipi")]
-    Run(PipelineArgs),
+  ipi-pipeline run pipelines/daily.toml --param store=s3://security-ml/ipi
+  ipi-pipeline run pipelines/daily.toml --only train      # just train, on the last split
+  ipi-pipeline run pipelines/daily.toml --force           # reuse nothing")]
+    Run(RunArgs),
+    /// Show what `run` would do: params, step order, outputs, cache hits and misses and why.
+    #[command(after_help = "\
+Writes nothing (it reads the store to version inputs and find earlier runs).
+
+Examples:
+  ipi-pipeline plan pipelines/daily.toml
+  ipi-pipeline plan pipelines/daily.toml --param date=2018-11-12 --json")]
+    Plan(PlanArgs),
+    /// Resume a failed run: same file, same params; steps that succeeded are not run again.
+    #[command(after_help = "\
+The run's manifest (STORE/runs/RUN_ID/manifest.json) holds the pipeline file as it was
+run and its params (dates resolved), so a retry does exactly what the run was doing. Steps
+that succeeded (or were reused) are kept; the failed step and those after it run.
+
+Examples:
+  ipi-pipeline retry 20181113T023000Z-1a2b3c4d
+  ipi-pipeline retry 20181113T023000Z-1a2b3c4d --store s3://security-ml/ipi")]
+    Retry(RetryArgs),
+    /// Run the `[[tests]]` of pipeline files: one step each, on given input lines or rows.
+    #[command(after_help = "\
+Exits 0 when every test passes, 1 when one fails, 78 when a file is invalid.
+
+Example:
+  ipi-pipeline test pipelines/*.toml")]
+    Test(TestArgs),
+    /// Print the JSON Schema of pipeline files, for editor completion.
+    #[command(after_help = "\
+Example (VS Code with Even Better TOML, or taplo):
+  ipi-pipeline schema > .ipi-pipeline.schema.json
+  # then in a pipeline file's first line:  #:schema ./.ipi-pipeline.schema.json")]
+    Schema,
     /// Check a pipeline file and report every problem at once, with line and column.
     #[command(after_help = "\
 Exits 0 when the file is valid and 78 when it is not, printing one line per problem:
@@ -194,6 +235,206 @@ Examples:
       -H 'Accept: application/json; verbose=True' \\
       -d '{\"instances\":[{\"features\":[\"user_1\",\"192.168.1.2\"]}]}'")]
     Serve(ServeArgs),
+    /// Point a models folder's latest.json at a model: score and serve then load the folder.
+    #[command(after_help = "\
+The daily pipeline promotes each day's model once it passed its checks; a model that failed
+them is never promoted, so the nightly scoring keeps the last good one. The model is loaded
+(and its tensors checked against its card) before the pointer is replaced, atomically.
+
+Examples:
+  ipi-pipeline promote --model var/ipi/models/2018-11-13 --to var/ipi/models
+  ipi-pipeline score --model var/ipi/models --input var/ipi/events/date=2018-11-14 \\
+      --output var/ipi/scores")]
+    Promote(PromoteArgs),
+    /// Measure a model per attack kind; choose a threshold; write report.html and report.json.
+    #[command(after_help = "\
+Normal test events of entities seen in training are set against the SageMaker notebook's
+attacks (a known user from a uniformly random address, as many as normal events) and, with
+--labels (synth's labels/), against every labelled attack kind separately. Reports AUC, ROC,
+and precision, recall and FPR by threshold on anomaly_score (= -dot_product; flagged when
+above), the threshold for --target-fpr and for --target-recall, and per-entity percentiles.
+Writes OUTPUT/report.html (self-contained), report.json, entities.csv and plots/*.svg|png.
+With --min-auc, exits 1 (after writing the report) when the notebook case's AUC is lower.
+
+Examples:
+  ipi-pipeline evaluate --model var/ipi/models/2018-11-13 --train var/ipi/splits/2018-11-13/train \\
+      --test var/ipi/splits/2018-11-13/test --labels var/ipi/demo/labels --output var/ipi/eval
+  ipi-pipeline evaluate --model m --train s/train --test s/test --output eval --target-fpr 0.005 \\
+      --min-auc 0.9 --min-auc-case credential_stuffing=0.95 --json")]
+    Evaluate(EvaluateArgs),
+    /// Search hyperparameters within SageMaker's recommended ranges by validation AUC.
+    #[command(after_help = "\
+Trial 1 trains with the base hyperparameters as given (the train flags below, SageMaker's
+defaults otherwise); the other trials draw vector_dim (8-256), learning_rate (1e-4-0.1),
+num_ip_encoder_layers (1-3) and the negative sampling rates (0-10) at random, log-uniform
+where a range spans 10x or more. The objective is the last epoch's
+validation:discriminator_auc; the winner (ties to the earlier trial, so never worse than trial 1)
+is written to OUTPUT/model and, with --test, measured once on test. Writes OUTPUT/trials.csv
+and OUTPUT/tune.json, and prints the table of trials.
+
+Examples:
+  ipi-pipeline tune --train var/ipi/splits/2018-11-13/train \\
+      --validation var/ipi/splits/2018-11-13/validation --test var/ipi/splits/2018-11-13/test \\
+      --output var/ipi/tune --trials 8 --num-entity-vectors 20000 --epochs 2
+  ipi-pipeline tune --train t --validation v --output o --space learning_rate=0.001..0.05 \\
+      --space epochs=1..5 --fixed num_ip_encoder_layers")]
+    Tune(TuneArgs),
+    /// Run SQL over the store's datasets (events, scores, labels, train, validation, test).
+    #[command(after_help = "\
+Tables are the store's committed datasets, registered where they exist: events, scores and
+labels (or demo/labels), and train, validation and test from splits/ (the latest day).
+Partition folders are columns (date, a DATE), and a filter on date reads only those days'
+files. $name placeholders are bound to --param values (typed as the query uses them), never
+pasted into the text; a report declares its own with `-- @param NAME [= DEFAULT]` lines.
+Queries are read-only unless --allow-write (no CREATE, INSERT, COPY or SET). Mistakes exit 2
+and point at the line and column. SHOW TABLES and DESCRIBE scores list what there is.
+
+Examples:
+  ipi-pipeline query sql/daily_flagged.sql --param date=2018-11-12
+  ipi-pipeline query -e \"SELECT date, count(*) FROM scores GROUP BY date ORDER BY date\"
+  ipi-pipeline query --store s3://security-ml/ipi sql/top_anomalous_entities.sql \\
+      --param date=2018-11-12 --format csv --output s3://security-ml/reports/top.csv
+  ipi-pipeline query sql/score_shift.sql --param date=2018-11-12 --param min_shift=2 --format json
+  ipi-pipeline query -e \"SELECT * FROM t\" --table t=s3://bucket/other/dataset --output t.parquet")]
+    Query(QueryArgs),
+}
+
+/// `ipi-pipeline evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The model folder (model.safetensors + model.json), path or s3://.
+    #[arg(long, value_name = "URL")]
+    pub model: String,
+    /// Training pairs (the split's train/): known entities, and who the generated attacks pose as.
+    #[arg(long, value_name = "URL")]
+    pub train: String,
+    /// Test events (the split's test/).
+    #[arg(long, value_name = "URL")]
+    pub test: String,
+    /// synth's labels dataset: labelled test events are attacks of their kind.
+    #[arg(long, value_name = "URL")]
+    pub labels: Option<String>,
+    /// Where report.html, report.json, entities.csv and plots/ go.
+    #[arg(long, value_name = "URL")]
+    pub output: String,
+    /// Choose the threshold that flags at most this share of normal events.
+    #[arg(long, value_name = "FPR", default_value_t = 0.01)]
+    pub target_fpr: f64,
+    /// Also find the threshold that catches this share of attacks.
+    #[arg(long, value_name = "RECALL", default_value_t = 0.95)]
+    pub target_recall: f64,
+    /// The case --target-recall is about (default: all_labelled, or notebook without labels).
+    #[arg(long, value_name = "CASE")]
+    pub recall_case: Option<String>,
+    /// Which target's threshold is the chosen one.
+    #[arg(long, value_enum, default_value_t = ChooseArg::Fpr)]
+    pub choose: ChooseArg,
+    /// Exit 1 when the notebook case's AUC is below this.
+    #[arg(long, value_name = "AUC")]
+    pub min_auc: Option<f64>,
+    /// Exit 1 when a case's AUC is below a floor: CASE=AUC (repeatable).
+    #[arg(long, value_name = "CASE=AUC", value_parser = parse_key_value)]
+    pub min_auc_case: Vec<(String, String)>,
+    /// Seed of the random-address attacks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run the IP encoder on this device (cpu, cuda, cuda:N).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print report.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which target chooses the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChooseArg {
+    /// --target-fpr.
+    Fpr,
+    /// --target-recall.
+    Recall,
+}
+
+/// `ipi-pipeline tune`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Training pairs: the split's train/, Parquet, or SageMaker entity,ip CSV.
+    #[arg(long, value_name = "URL")]
+    pub train: String,
+    /// Validation pairs: the objective is validation:discriminator_auc on them.
+    #[arg(long, value_name = "URL")]
+    pub validation: String,
+    /// Test pairs: the winner's random-address test AUC is measured once.
+    #[arg(long, value_name = "URL")]
+    pub test: Option<String>,
+    /// Where trials.csv, tune.json and the winner's model/ go.
+    #[arg(long, value_name = "URL")]
+    pub output: String,
+    /// Trials, the base hyperparameters included.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub trials: usize,
+    /// Trials at once (default: one per core, cores shared out).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Search NAME within LO..HI instead of its default range (repeatable).
+    #[arg(long, value_name = "NAME=LO..HI", value_parser = parse_key_value)]
+    pub space: Vec<(String, String)>,
+    /// Do not search NAME: keep its base value (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub fixed: Vec<String>,
+    /// Seed of the search (training uses --seed).
+    #[arg(long, default_value_t = 0)]
+    pub search_seed: u64,
+    /// Rows of the entity table, about 2x the distinct entities (not searched).
+    #[arg(long, value_name = "N")]
+    pub num_entity_vectors: Option<u64>,
+    /// Base vector length.
+    #[arg(long, value_name = "D")]
+    pub vector_dim: Option<usize>,
+    /// Epochs of every trial (searched only with --space epochs=LO..HI).
+    #[arg(long, value_name = "E")]
+    pub epochs: Option<usize>,
+    /// Positives per step (searched only with --space).
+    #[arg(long, value_name = "B")]
+    pub mini_batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long, value_name = "LR")]
+    pub learning_rate: Option<f64>,
+    /// L2 weight decay (searched only with --space).
+    #[arg(long, value_name = "W")]
+    pub weight_decay: Option<f64>,
+    /// Base number of IP encoder layers.
+    #[arg(long, value_name = "L")]
+    pub num_ip_encoder_layers: Option<usize>,
+    /// Base random-address negatives per positive.
+    #[arg(long, value_name = "R")]
+    pub random_negative_sampling_rate: Option<usize>,
+    /// Base shuffled-entity negatives per positive.
+    #[arg(long, value_name = "S")]
+    pub shuffled_negative_sampling_rate: Option<usize>,
+    /// Training seed of every trial.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where the dense layers run: cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Rows per hashed prefix (/24, /32) of the IP encoder.
+    #[arg(long, value_name = "ROWS")]
+    pub ip_hash_buckets: Option<u32>,
+    /// Print tune.json on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ipi-pipeline promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The model folder to promote (model.safetensors + model.json), path or s3://.
+    #[arg(long, value_name = "URL")]
+    pub model: String,
+    /// The models folder whose latest.json now names it.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// `ipi-pipeline score`.
@@ -453,6 +694,97 @@ pub struct IngestArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ipi-pipeline query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL file to run (a path or URL; `-` reads stdin).
+    #[arg(
+        value_name = "FILE.sql",
+        required_unless_present = "execute",
+        conflicts_with = "execute"
+    )]
+    pub file: Option<String>,
+    /// Run this SQL text instead of a file.
+    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    pub execute: Option<String>,
+    /// The store whose datasets are the tables (a path or s3://bucket/prefix).
+    #[arg(long, value_name = "URL", env = "IPI_STORE", default_value = "var/ipi")]
+    pub store: String,
+    /// A value for a `$KEY` placeholder: `--param date=2018-11-12`. Repeatable.
+    #[arg(short, long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+    /// table (aligned, the default on stdout), csv, json, jsonl or parquet; default by
+    /// --output's extension.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<ipi_sql::Format>,
+    /// Write the result here (a path or s3://) instead of stdout.
+    #[arg(short, long, value_name = "URL")]
+    pub output: Option<String>,
+    /// Another table, or another place for a standard one: `--table NAME=URL`. Repeatable.
+    #[arg(long = "table", value_name = "NAME=URL", value_parser = parse_key_value)]
+    pub tables: Vec<(String, String)>,
+    /// Allow statements that write or change the session (CREATE, INSERT, COPY, SET).
+    #[arg(long)]
+    pub allow_write: bool,
+}
+
+/// `ipi-pipeline run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Run every step, reusing nothing from earlier runs.
+    #[arg(long)]
+    pub force: bool,
+    /// Run only this step (repeatable), whatever the cache says; the steps it needs are
+    /// reused from earlier runs.
+    #[arg(long, value_name = "STEP")]
+    pub only: Vec<String>,
+    /// How long the run lock lasts unless renewed (it is renewed while the run lives).
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub lock_ttl: String,
+}
+
+/// `ipi-pipeline plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Plan as `run --force` would.
+    #[arg(long)]
+    pub force: bool,
+    /// Plan as `run --only STEP` would.
+    #[arg(long, value_name = "STEP")]
+    pub only: Vec<String>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ipi-pipeline retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The run id, as `run` printed it (also the folder name under STORE/runs/).
+    pub run_id: String,
+    /// The store the run kept its state in (the pipeline's `store` param).
+    #[arg(long, value_name = "URL", default_value = "var/ipi", env = "IPI_STORE")]
+    pub store: String,
+    /// How long the run lock lasts unless renewed.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub lock_ttl: String,
+}
+
+/// `ipi-pipeline test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// One or more pipeline files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Override a declared parameter: `--param date=2018-11-12`. Repeatable.
+    #[arg(short, long = "param", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
 }
 
 /// A pipeline file and its parameter overrides.

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use ipi_config::{Diagnostic, LoadOptions, Pipeline};
 
+use crate::cli::{ChooseArg, EvaluateArgs, TuneArgs};
 use crate::cli::{
-    Cli, Command, IngestArgs, PipelineArgs, ScoreArgs, ServeArgs, SplitArgs, SynthArgs, TrainArgs,
-    ValidateArgs,
+    Cli, Command, IngestArgs, PipelineArgs, PromoteArgs, ScoreArgs, ServeArgs, SplitArgs,
+    SynthArgs, TrainArgs, ValidateArgs,
 };
-use crate::exec::{self, StepStatus};
 use crate::exit::{self, Exit};
 use crate::steps::Registry;
 
@@ -17,7 +17,14 @@ use crate::steps::Registry;
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run(args) => run(&registry, &args).await,
+        Command::Run(args) => crate::runs::run(&registry, &args).await,
+        Command::Plan(args) => crate::runs::plan(&registry, &args).await,
+        Command::Retry(args) => crate::runs::retry(&registry, &args).await,
+        Command::Test(args) => crate::filetests::test(&registry, &args).await,
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&crate::schema::schema(&registry))?);
+            Ok(Exit::Ok)
+        }
         Command::Validate(args) => validate(&registry, &args),
         Command::Graph(args) => graph(&registry, &args),
         Command::Steps => steps(&registry),
@@ -27,21 +34,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Train(args) => train(&args).await,
         Command::Score(args) => score(&args, cli.global.verbose > 0).await,
         Command::Serve(args) => serve(&args).await,
+        Command::Promote(args) => promote(&args).await,
+        Command::Evaluate(args) => evaluate(&args).await,
+        Command::Tune(args) => tune(&args).await,
+        Command::Query(args) => crate::steps::query::command(&args).await,
     }
 }
 
-fn load(
+pub(crate) fn load(
     registry: &Registry,
     file: &Path,
     params: &[(String, String)],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Pipeline, Vec<Diagnostic>> {
-    let opts = LoadOptions { overrides: params, now, catalog: registry };
+    let opts = LoadOptions::new(params, now, registry);
     ipi_config::load_path(file, &opts)
 }
 
 /// Print diagnostics, one per line, and turn them into exit 78.
-fn invalid(file: &Path, diagnostics: &[Diagnostic]) -> anyhow::Error {
+pub(crate) fn invalid(file: &Path, diagnostics: &[Diagnostic]) -> anyhow::Error {
     for diagnostic in diagnostics {
         eprintln!("{diagnostic}");
     }
@@ -51,30 +62,6 @@ fn invalid(file: &Path, diagnostics: &[Diagnostic]) -> anyhow::Error {
         diagnostics.len(),
         if diagnostics.len() == 1 { "" } else { "s" }
     ))
-}
-
-async fn run(registry: &Registry, args: &PipelineArgs) -> anyhow::Result<Exit> {
-    let started_at = chrono::Utc::now();
-    let pipeline = load(registry, &args.file, &args.params, started_at)
-        .map_err(|d| invalid(&args.file, &d))?;
-    if pipeline.order.is_empty() {
-        eprintln!("{}: no steps to run", args.file.display());
-        return Ok(Exit::Ok);
-    }
-    let outcome = exec::run(&pipeline, registry, started_at).await;
-    eprintln!("run {} of `{}`:", outcome.run_id, pipeline.name);
-    for (name, status, seconds) in &outcome.steps {
-        let status = match status {
-            StepStatus::Succeeded => "ok",
-            StepStatus::Failed => "FAILED",
-            StepStatus::Skipped => "skipped",
-        };
-        eprintln!("  {name:<16} {status:<8} {seconds:>8.1}s");
-    }
-    match outcome.error {
-        Some(error) => Err(error),
-        None => Ok(Exit::Ok),
-    }
 }
 
 fn validate(registry: &Registry, args: &ValidateArgs) -> anyhow::Result<Exit> {
@@ -373,5 +360,103 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
     config.max_body_bytes = args.max_body_bytes;
     config.device = args.device.clone();
     ipi_score::serve(&config).await?;
+    Ok(Exit::Ok)
+}
+
+async fn promote(args: &PromoteArgs) -> anyhow::Result<Exit> {
+    let latest = ipi_model::registry::promote(&args.model, &args.to).await?;
+    println!(
+        "{}/{} now names model {} ({})",
+        args.to.trim_end_matches('/'),
+        ipi_model::registry::LATEST,
+        latest.model_id,
+        latest.model
+    );
+    Ok(Exit::Ok)
+}
+
+async fn evaluate(args: &EvaluateArgs) -> anyhow::Result<Exit> {
+    let mut config =
+        ipi_eval::EvaluateConfig::new(&args.model, &args.train, &args.test, &args.output);
+    config.labels = args.labels.clone();
+    config.target_fpr = args.target_fpr;
+    config.target_recall = args.target_recall;
+    config.recall_case = args.recall_case.clone();
+    config.choose = match args.choose {
+        ChooseArg::Fpr => ipi_eval::Choose::Fpr,
+        ChooseArg::Recall => ipi_eval::Choose::Recall,
+    };
+    config.seed = args.seed;
+    config.device = args.device.clone();
+    if args.min_auc.is_some() || !args.min_auc_case.is_empty() {
+        let mut gate = ipi_eval::Gate { min_auc: args.min_auc, ..Default::default() };
+        for (case, floor) in &args.min_auc_case {
+            let floor: f64 = floor
+                .parse()
+                .map_err(|_| exit::usage(format!("--min-auc-case {case}={floor}: not a number")))?;
+            gate.min_auc_by_case.insert(case.clone(), floor);
+        }
+        config.gate = Some(gate);
+    }
+    refuse_problems(config.problems())?;
+    let evaluation = crate::steps::evaluate::run(&config).await?;
+    let report = &evaluation.report;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.to_table());
+        println!("report: {}/report.html", evaluation.output);
+    }
+    match report.gate_failure() {
+        Some(failure) => Err(anyhow::anyhow!(failure)),
+        None => Ok(Exit::Ok),
+    }
+}
+
+async fn tune(args: &TuneArgs) -> anyhow::Result<Exit> {
+    let mut config = ipi_eval::TuneConfig::new(&args.train, &args.validation, &args.output);
+    config.test = args.test.clone();
+    config.trials = args.trials;
+    config.parallel = args.parallel;
+    config.seed = args.search_seed;
+    config.ip_hash_buckets = args.ip_hash_buckets;
+    let h = &mut config.hyperparameters;
+    macro_rules! set {
+        ($($name:ident),*) => {$(
+            if let Some(value) = args.$name.clone() {
+                h.$name = value;
+            }
+        )*};
+    }
+    set!(
+        num_entity_vectors,
+        vector_dim,
+        epochs,
+        mini_batch_size,
+        learning_rate,
+        weight_decay,
+        num_ip_encoder_layers,
+        random_negative_sampling_rate,
+        shuffled_negative_sampling_rate,
+        seed,
+        device
+    );
+    for name in &args.fixed {
+        config.space.set(name, None).map_err(|e| exit::usage(format!("--fixed: {e}")))?;
+    }
+    for (name, range) in &args.space {
+        let bad = || exit::usage(format!("--space {name}={range}: expected LO..HI, e.g. 8..256"));
+        let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
+        let lo: f64 = lo.trim().parse().map_err(|_| bad())?;
+        let hi: f64 = hi.trim().parse().map_err(|_| bad())?;
+        config.space.set(name, Some([lo, hi])).map_err(|e| exit::usage(format!("--space: {e}")))?;
+    }
+    refuse_problems(config.problems())?;
+    let report = ipi_eval::tune(&config, None).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
     Ok(Exit::Ok)
 }

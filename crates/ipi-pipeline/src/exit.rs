@@ -5,6 +5,7 @@
 //! | 0 | success |
 //! | 1 | a step failed (bad data over its limit, storage, a failed gate) |
 //! | 2 | usage: the command line itself is wrong (clap exits with it too) |
+//! | 75 | another run of the same pipeline and date holds the run lock; nothing was done (`EX_TEMPFAIL`) |
 //! | 78 | the configuration (pipeline file, params) is invalid (`EX_CONFIG`) |
 
 use std::fmt;
@@ -16,6 +17,7 @@ pub enum Exit {
     Ok = 0,
     StepFailed = 1,
     Usage = 2,
+    Locked = 75,
     Config = 78,
 }
 
@@ -50,6 +52,11 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 /// An invalid-configuration error (exit 78).
 pub fn config(message: impl Into<String>) -> anyhow::Error {
     Coded { exit: Exit::Config, message: message.into() }.into()
+}
+
+/// Another run holds the run lock (exit 75).
+pub fn locked(message: impl Into<String>) -> anyhow::Error {
+    Coded { exit: Exit::Locked, message: message.into() }.into()
 }
 
 /// The exit code an error asks for.

@@ -9,7 +9,12 @@ mod cli;
 mod commands;
 mod exec;
 mod exit;
+mod filetests;
+mod lock;
 mod logging;
+mod runs;
+mod schema;
+mod state;
 mod steps;
 
 use std::process::ExitCode;

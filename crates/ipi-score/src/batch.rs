@@ -21,11 +21,13 @@ use arrow_array::{
     StringArray, UInt32Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use futures::TryStreamExt;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use ipi_core::schema::{self, events};
 use ipi_storage::{
-    Dataset, DatasetWriter, Location, ReadOptions, WriteMode, expand, get_bytes, put_atomic,
-    read_parquet,
+    Dataset, DatasetWriter, Location, ReadOptions, Upload, WriteMode, WriterOptions, expand,
+    get_bytes, get_stream, put_atomic, read_parquet,
 };
 use serde::Serialize;
 
@@ -96,6 +98,8 @@ struct Job<'a> {
     /// Partitions touched in either dataset: marked in both at the end, so
     /// that a day's scores and rejects are replaced together.
     partitions: BTreeSet<String>,
+    /// Scores partitions written since the current input file began.
+    file_partitions: BTreeSet<String>,
     report: ScoreReport,
 }
 
@@ -124,6 +128,7 @@ impl<'a> Job<'a> {
             scores: None,
             rejects,
             partitions: BTreeSet::new(),
+            file_partitions: BTreeSet::new(),
             report,
         }
     }
@@ -150,7 +155,8 @@ impl<'a> Job<'a> {
                                 self.output.clone(),
                                 schema.clone(),
                                 WriteMode::ReplacePartitions,
-                            );
+                            )
+                            .with_options(scores_writer_options());
                             self.scores = Some((schema.clone(), writer));
                         }
                         None => {
@@ -162,31 +168,51 @@ impl<'a> Job<'a> {
             }
             Err(e) => return Err(e.into()),
         };
-        for file in dataset.files() {
+        // A task reads and decodes ahead (on another thread), while this
+        // one scores, and the writer's tasks encode what was scored.
+        let (sender, mut batches) = tokio::sync::mpsc::channel(READ_AHEAD_BATCHES);
+        let reader =
+            tokio::spawn(read_ahead(dataset.files().to_vec(), self.config.batch_rows, sender));
+        let files = dataset.files();
+        let mut first_line = 1u64;
+        let mut out = Vec::new();
+        while let Some(read) = batches.recv().await {
+            let (index, batch) = match read {
+                Ok(Read::Batch(index, batch)) => (index, batch),
+                Ok(Read::EndOfFile(index)) => {
+                    first_line = 1;
+                    // The next file is usually another day: let this one's
+                    // files finish while the next is scored.
+                    let next = files.get(index + 1).map(|f| f.partition.as_str());
+                    for partition in std::mem::take(&mut self.file_partitions) {
+                        if Some(partition.as_str()) != next
+                            && let Some((_, writer)) = &mut self.scores
+                        {
+                            writer.close_partition(partition.as_str())?;
+                        }
+                    }
+                    if let Some(accept) = self.accept {
+                        self.write_out(&files[index].path, accept, &std::mem::take(&mut out))
+                            .await?;
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let file = &files[index];
             let source = file.location.to_string();
-            let options = ReadOptions::default()
-                .with_batch_size(self.config.batch_rows)
-                .with_file_size(file.size);
-            let mut stream = read_parquet(&file.location, &options).await?;
-            let mut first_line = 1u64;
-            let mut out = Vec::new();
-            while let Some(batch) = stream.try_next().await? {
-                let n = batch.num_rows() as u64;
-                // A hive partition in the path (`date=…/part.parquet`) names
-                // the rejects' partition when rows carry no timestamp.
-                let fallback = day.clone().unwrap_or_else(|| source_partition(&source));
-                let fallback = if file.partition.starts_with("date=") {
-                    file.partition.clone()
-                } else {
-                    fallback
-                };
-                self.table_batch(&source, first_line, &batch, &fallback, &mut out).await?;
-                first_line += n;
-            }
-            if let Some(accept) = self.accept {
-                self.write_out(&file.path, accept, &out).await?;
-            }
+            // A hive partition in the path (`date=…/part.parquet`) names the
+            // rejects' partition when rows carry no timestamp.
+            let fallback = if file.partition.starts_with("date=") {
+                file.partition.clone()
+            } else {
+                day.clone().unwrap_or_else(|| source_partition(&source))
+            };
+            let n = batch.num_rows() as u64;
+            self.table_batch(&source, first_line, &batch, &fallback, &mut out).await?;
+            first_line += n;
         }
+        reader.await.map_err(|e| Error::Task(e.to_string()))?;
         Ok(())
     }
 
@@ -203,7 +229,7 @@ impl<'a> Job<'a> {
         self.report.rows_in += n as u64;
         let input = Input::of(source, batch)?;
         let mut keep = Vec::with_capacity(n);
-        let mut entities = Vec::with_capacity(n);
+        let mut rows = Vec::with_capacity(n);
         let mut ips = Vec::with_capacity(n);
         let mut rejects = Rejects::default();
         for i in 0..n {
@@ -221,7 +247,7 @@ impl<'a> Job<'a> {
             match checked {
                 Ok(ip) => {
                     keep.push(true);
-                    entities.push(entity.unwrap_or_default().to_string());
+                    rows.push(self.scorer.entity_row(entity.unwrap_or_default()));
                     ips.push(ip);
                 }
                 Err(reason) => {
@@ -245,9 +271,13 @@ impl<'a> Job<'a> {
         if ips.is_empty() {
             return Ok(());
         }
-        let good = filter_record_batch(batch, &BooleanArray::from(keep))?;
+        let good = if ips.len() == n {
+            batch.clone()
+        } else {
+            filter_record_batch(batch, &BooleanArray::from(keep))?
+        };
         let verbose = self.config.verbose;
-        let scores = self.scorer.score_blocking(entities, ips, verbose).await?;
+        let scores = self.scorer.score_blocking(rows, ips, verbose).await?;
         self.count(&scores);
         if self.accept.is_some() {
             out.extend(predictions(&scores, self.scorer.dim()));
@@ -282,7 +312,10 @@ impl<'a> Job<'a> {
         }
     }
 
-    /// Request bodies: every object the input names.
+    /// Request bodies: every object the input names. CSV and JSON Lines
+    /// are streamed, [`ScoreConfig::batch_rows`] lines at a time, however
+    /// large the object (SageMaker's Batch Transform fails on large ones);
+    /// a JSON body is one document, read whole.
     async fn bodies(&mut self, content_type: ContentType) -> Result<()> {
         let objects = expand(&self.config.input).await?;
         if objects.is_empty() {
@@ -300,61 +333,103 @@ impl<'a> Job<'a> {
             let partition = source_partition(&source);
             // Even a now-clean file replaces its old rejects.
             self.partitions.insert(partition.clone());
-            let body = get_bytes(&location).await?;
-            let decoded = codec::decode(content_type, &body)
-                .map_err(|e| Error::Input { url: source.clone(), reason: e.to_string() })?;
-            self.report.rows_in += (decoded.pairs.len() + decoded.bad.len()) as u64;
-            let mut rejects = Rejects::default();
-            for bad in &decoded.bad {
-                let reason = format!("{}: {}", RejectReason::Malformed.as_str(), bad.message);
-                rejects.push(partition.clone(), &source, bad.line, &reason, &bad.raw);
+            let mut responses = self.accept.map(|accept| {
+                let name = location.filename().unwrap_or("input");
+                Responses::new(accept, &self.output.join(&format!("{name}.out")))
+            });
+            let scored = async {
+                let bad_body =
+                    |e: Error| Error::Input { url: source.clone(), reason: e.to_string() };
+                if content_type == ContentType::Json {
+                    let body = get_bytes(&location).await?;
+                    let decoded = codec::decode(content_type, &body).map_err(bad_body)?;
+                    return self
+                        .body_part(&source, &partition, &input_schema, decoded, &mut responses)
+                        .await;
+                }
+                let mut pieces =
+                    LinePieces::new(get_stream(&location).await?, self.config.batch_rows);
+                while let Some((first_line, piece)) = pieces.next().await? {
+                    let mut decoded = codec::decode(content_type, &piece).map_err(bad_body)?;
+                    decoded.shift_lines(first_line - 1);
+                    self.body_part(&source, &partition, &input_schema, decoded, &mut responses)
+                        .await?;
+                }
+                Ok(())
             }
-            let mut good = Vec::with_capacity(decoded.pairs.len());
-            for pair in decoded.pairs {
-                match pair.validate() {
-                    Ok(ip) => good.push((pair, ip)),
-                    Err(reason) => {
-                        let raw = format!("{},{}", pair.entity, pair.ip);
-                        rejects.push(
-                            partition.clone(),
-                            &source,
-                            pair.line,
-                            reason.as_str(),
-                            raw.as_bytes(),
-                        );
+            .await;
+            match (scored, responses) {
+                (Ok(()), Some(responses)) => responses.finish().await?,
+                (Ok(()), None) => {
+                    if self.scores.is_none() {
+                        self.open_scores(&input_schema).await?;
                     }
                 }
-            }
-            self.write_rejects(rejects).await?;
-            let mut out = Vec::new();
-            for chunk in good.chunks(self.config.batch_rows) {
-                let entities: Vec<String> = chunk.iter().map(|(p, _)| p.entity.clone()).collect();
-                let ips: Vec<u32> = chunk.iter().map(|&(_, ip)| ip).collect();
-                let scores =
-                    self.scorer.score_blocking(entities.clone(), ips, self.config.verbose).await?;
-                self.count(&scores);
-                if self.accept.is_some() {
-                    out.extend(predictions(&scores, self.scorer.dim()));
-                    continue;
+                (Err(error), Some(responses)) => {
+                    responses.abort().await;
+                    return Err(error);
                 }
-                let batch = RecordBatch::try_new(
-                    input_schema.clone(),
-                    vec![
-                        Arc::new(StringArray::from(entities)),
-                        Arc::new(StringArray::from_iter_values(
-                            chunk.iter().map(|(p, _)| p.ip.as_str()),
-                        )),
-                    ],
-                )?;
-                let scored = self.scored_batch(&batch, &scores).await?;
-                self.write_scores("", &scored).await?;
+                (Err(error), None) => return Err(error),
             }
-            if let Some(accept) = self.accept {
-                let name = location.filename().unwrap_or("input").to_string();
-                self.write_out(&name, accept, &out).await?;
-            } else if self.scores.is_none() {
-                self.open_scores(&input_schema).await?;
+        }
+        Ok(())
+    }
+
+    /// Scores a decoded piece of a request body: its bad records and
+    /// unscorable pairs to the rejects, its scores to the scores dataset or
+    /// the response.
+    async fn body_part(
+        &mut self,
+        source: &str,
+        partition: &str,
+        input_schema: &SchemaRef,
+        decoded: codec::Decoded,
+        responses: &mut Option<Responses>,
+    ) -> Result<()> {
+        self.report.rows_in += (decoded.pairs.len() + decoded.bad.len()) as u64;
+        let mut rejects = Rejects::default();
+        for bad in &decoded.bad {
+            let reason = format!("{}: {}", RejectReason::Malformed.as_str(), bad.message);
+            rejects.push(partition.to_string(), source, bad.line, &reason, &bad.raw);
+        }
+        let mut good = Vec::with_capacity(decoded.pairs.len());
+        for pair in decoded.pairs {
+            match pair.validate() {
+                Ok(ip) => good.push((pair, ip)),
+                Err(reason) => {
+                    let raw = format!("{},{}", pair.entity, pair.ip);
+                    rejects.push(
+                        partition.to_string(),
+                        source,
+                        pair.line,
+                        reason.as_str(),
+                        raw.as_bytes(),
+                    );
+                }
             }
+        }
+        self.write_rejects(rejects).await?;
+        for chunk in good.chunks(self.config.batch_rows) {
+            let entities: Vec<&str> = chunk.iter().map(|(p, _)| p.entity.as_str()).collect();
+            let rows = entities.iter().map(|e| self.scorer.entity_row(e)).collect();
+            let ips: Vec<u32> = chunk.iter().map(|&(_, ip)| ip).collect();
+            let scores = self.scorer.score_blocking(rows, ips, self.config.verbose).await?;
+            self.count(&scores);
+            if let Some(responses) = responses {
+                responses.put(&predictions(&scores, self.scorer.dim())).await?;
+                continue;
+            }
+            let batch = RecordBatch::try_new(
+                input_schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(entities)),
+                    Arc::new(StringArray::from_iter_values(
+                        chunk.iter().map(|(p, _)| p.ip.as_str()),
+                    )),
+                ],
+            )?;
+            let scored = self.scored_batch(&batch, &scores).await?;
+            self.write_scores("", &scored).await?;
         }
         Ok(())
     }
@@ -377,7 +452,8 @@ impl<'a> Job<'a> {
         let dim = self.config.verbose.then(|| self.scorer.dim() as i32);
         let schema = schema::scores_schema(&input, dim);
         let writer =
-            DatasetWriter::new(self.output.clone(), schema.clone(), WriteMode::ReplacePartitions);
+            DatasetWriter::new(self.output.clone(), schema.clone(), WriteMode::ReplacePartitions)
+                .with_options(scores_writer_options());
         self.scores = Some((schema.clone(), writer));
         Ok(schema)
     }
@@ -427,6 +503,7 @@ impl<'a> Job<'a> {
 
     async fn write_scores(&mut self, partition: &str, batch: &RecordBatch) -> Result<()> {
         self.partitions.insert(partition.to_string());
+        self.file_partitions.insert(partition.to_string());
         let (_, writer) = self.scores.as_mut().ok_or_else(|| Error::Task("no writer".into()))?;
         writer.write(partition, batch).await?;
         Ok(())
@@ -481,6 +558,147 @@ impl<'a> Job<'a> {
             if seconds > 0.0 { self.report.rows as f64 / seconds } else { 0.0 };
         Ok(self.report)
     }
+}
+
+/// SageMaker's response body for one input object, uploaded as it is
+/// scored and published whole (or not at all).
+struct Responses {
+    encoder: codec::Encoder,
+    upload: Upload,
+}
+
+impl Responses {
+    fn new(accept: Accept, location: &Location) -> Responses {
+        Responses { encoder: codec::Encoder::new(accept), upload: Upload::new(location) }
+    }
+
+    async fn put(&mut self, predictions: &[codec::Prediction]) -> Result<()> {
+        let mut bytes = Vec::with_capacity(predictions.len() * 24);
+        self.encoder.items(predictions, &mut bytes);
+        Ok(self.upload.put(bytes.into()).await?)
+    }
+
+    async fn finish(mut self) -> Result<()> {
+        let mut bytes = Vec::new();
+        self.encoder.finish(&mut bytes);
+        self.upload.put(bytes.into()).await?;
+        Ok(self.upload.finish().await?)
+    }
+
+    async fn abort(self) {
+        self.upload.abort().await;
+    }
+}
+
+/// An object's bytes in pieces of whole lines, `lines` lines at most each
+/// (the last piece may lack its final newline), with the number of each
+/// piece's first line. Only one piece and one chunk of the object are held
+/// at a time.
+struct LinePieces {
+    chunks: BoxStream<'static, ipi_storage::Result<Bytes>>,
+    buffer: Vec<u8>,
+    /// Newlines in `buffer`.
+    newlines: usize,
+    lines: usize,
+    next_line: u64,
+    done: bool,
+}
+
+impl LinePieces {
+    fn new(chunks: BoxStream<'static, ipi_storage::Result<Bytes>>, lines: usize) -> LinePieces {
+        LinePieces {
+            chunks,
+            buffer: Vec::new(),
+            newlines: 0,
+            lines: lines.max(1),
+            next_line: 1,
+            done: false,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+        loop {
+            if self.newlines >= self.lines || (self.done && !self.buffer.is_empty()) {
+                let (cut, newlines) =
+                    match memchr::memchr_iter(b'\n', &self.buffer).nth(self.lines - 1) {
+                        Some(at) => (at + 1, self.lines),
+                        None => (self.buffer.len(), self.newlines),
+                    };
+                let rest = self.buffer.split_off(cut);
+                let piece = std::mem::replace(&mut self.buffer, rest);
+                let first = self.next_line;
+                self.next_line += newlines as u64;
+                self.newlines -= newlines;
+                return Ok(Some((first, piece)));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.chunks.next().await {
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    self.newlines += memchr::memchr_iter(b'\n', &chunk).count();
+                    self.buffer.extend_from_slice(&chunk);
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// Batches decoded ahead of the one being scored.
+const READ_AHEAD_BATCHES: usize = 2;
+
+/// What the reader task hands over, file by file in order.
+enum Read {
+    /// A batch of the file with this index.
+    Batch(usize, RecordBatch),
+    /// The file with this index has no more batches.
+    EndOfFile(usize),
+}
+
+/// Reads `files` in order into `sender`, stopping at the first error (which
+/// it sends) or when the receiver is gone.
+async fn read_ahead(
+    files: Vec<ipi_storage::DataFile>,
+    batch_rows: usize,
+    sender: tokio::sync::mpsc::Sender<Result<Read>>,
+) {
+    for (index, file) in files.iter().enumerate() {
+        let options = ReadOptions::default().with_batch_size(batch_rows).with_file_size(file.size);
+        let read = async {
+            let mut stream = read_parquet(&file.location, &options).await?;
+            while let Some(batch) = stream.try_next().await? {
+                if sender.send(Ok(Read::Batch(index, batch))).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            Ok::<_, Error>(sender.send(Ok(Read::EndOfFile(index))).await.is_ok())
+        };
+        match read.await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                let _ = sender.send(Err(error)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// How scores are encoded: as ingest encodes the events columns they carry
+/// (zstd level 1, no dictionary for nearly unique columns, delta for time
+/// and line numbers), and no dictionary for the scores, which are all
+/// different either.
+fn scores_writer_options() -> WriterOptions {
+    use ipi_core::schema::scores;
+    let mut options = WriterOptions::default();
+    options.parquet.zstd_level = 1;
+    options.parquet.plain_columns =
+        events::PLAIN.iter().chain(&scores::PLAIN).map(|c| c.to_string()).collect();
+    options.parquet.delta_columns = events::DELTA.map(String::from).to_vec();
+    options.parquet.no_statistics_columns = events::NO_STATISTICS.map(String::from).to_vec();
+    options
 }
 
 /// Whether `<output>/_rejects/` already holds a dataset (whose stale

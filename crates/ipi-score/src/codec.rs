@@ -211,6 +211,15 @@ pub struct Decoded {
     pub bad: Vec<BadRecord>,
 }
 
+impl Decoded {
+    /// Adds `lines` to every record's line number (for a piece of a body
+    /// that starts after `lines` lines).
+    pub fn shift_lines(&mut self, lines: u64) {
+        self.pairs.iter_mut().for_each(|p| p.line += lines);
+        self.bad.iter_mut().for_each(|b| b.line += lines);
+    }
+}
+
 /// Decodes a request body. A body that is not valid at all (JSON that does
 /// not parse, no `instances` array, not UTF-8 where text is needed) is an
 /// error; a single record of the wrong shape is a [`BadRecord`].
@@ -329,24 +338,49 @@ pub struct Prediction {
 /// Encodes predictions in the `accept` format (the `verbose` flag is the
 /// caller's: it decides whether the predictions carry embeddings).
 pub fn encode(accept: Accept, predictions: &[Prediction]) -> Vec<u8> {
+    let mut encoder = Encoder::new(accept);
     let mut out = Vec::with_capacity(predictions.len() * 24 + 16);
-    match accept.format {
-        ResponseFormat::Json => {
-            #[derive(Serialize)]
-            struct Body<'a> {
-                predictions: &'a [Prediction],
+    encoder.items(predictions, &mut out);
+    encoder.finish(&mut out);
+    out
+}
+
+/// Encodes a response piece by piece, so that a long one is written as it
+/// is scored: the bytes are those [`encode`] gives for all the pieces.
+#[derive(Debug)]
+pub struct Encoder {
+    format: ResponseFormat,
+    /// Predictions encoded so far.
+    written: u64,
+}
+
+impl Encoder {
+    /// An encoder for the `accept` format.
+    pub fn new(accept: Accept) -> Encoder {
+        Encoder { format: accept.format, written: 0 }
+    }
+
+    /// Appends `predictions` to `out`.
+    pub fn items(&mut self, predictions: &[Prediction], out: &mut Vec<u8>) {
+        for p in predictions {
+            if self.format == ResponseFormat::Json {
+                out.extend_from_slice(if self.written == 0 { b"{\"predictions\":[" } else { b"," });
             }
             // Serialising plain structs of floats cannot fail.
-            serde_json::to_writer(&mut out, &Body { predictions }).unwrap_or_default();
-        }
-        ResponseFormat::JsonLines => {
-            for p in predictions {
-                serde_json::to_writer(&mut out, p).unwrap_or_default();
+            serde_json::to_writer(&mut *out, p).unwrap_or_default();
+            if self.format == ResponseFormat::JsonLines {
                 out.push(b'\n');
             }
+            self.written += 1;
         }
     }
-    out
+
+    /// Appends the end of the response to `out`.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        if self.format == ResponseFormat::Json {
+            out.extend_from_slice(if self.written == 0 { b"{\"predictions\":[]}" } else { b"]}" });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -470,5 +504,27 @@ mod tests {
             json,
             r#"{"predictions":[{"dot_product":1.5,"ip_embedding":[1.0,0.5],"entity_embedding":[1.0,1.0]}]}"#
         );
+        assert_eq!(encode(Accept::default(), &[]), br#"{"predictions":[]}"#);
+    }
+
+    #[test]
+    fn a_response_encoded_in_pieces_is_the_whole_response() {
+        let all: Vec<Prediction> = (0..5)
+            .map(|i| Prediction {
+                dot_product: i as f32,
+                ip_embedding: None,
+                entity_embedding: None,
+            })
+            .collect();
+        for format in [ResponseFormat::Json, ResponseFormat::JsonLines] {
+            let accept = Accept { format, verbose: false };
+            let mut encoder = Encoder::new(accept);
+            let mut out = Vec::new();
+            for piece in [&all[..0], &all[..2], &all[2..3], &all[3..]] {
+                encoder.items(piece, &mut out);
+            }
+            encoder.finish(&mut out);
+            assert_eq!(out, encode(accept, &all), "{format:?}");
+        }
     }
 }

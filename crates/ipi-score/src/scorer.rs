@@ -51,6 +51,11 @@ impl Scorer {
         self.model.dim()
     }
 
+    /// The entity-table row of `entity`.
+    pub fn entity_row(&self, entity: &str) -> u32 {
+        self.model.entity_row(entity)
+    }
+
     /// Scores aligned `entities` and IPv4 `ips` (on this thread: CPU work).
     /// With `verbose`, the embeddings too, and `dot_product` is exactly
     /// their dot product.
@@ -60,15 +65,21 @@ impl Scorer {
         ips: &[u32],
         verbose: bool,
     ) -> Result<Scores> {
+        let rows: Vec<u32> = entities.iter().map(|e| self.entity_row(e.as_ref())).collect();
+        self.score_rows(&rows, ips, verbose)
+    }
+
+    /// [`score`](Self::score) for entities given by their rows
+    /// ([`entity_row`](Self::entity_row)).
+    pub fn score_rows(&self, rows: &[u32], ips: &[u32], verbose: bool) -> Result<Scores> {
         let model = &self.model;
-        let rows: Vec<u32> = entities.iter().map(|e| model.entity_row(e.as_ref())).collect();
         let entity_seen = rows.iter().map(|&r| model.entity_seen(r)).collect();
         if !verbose {
-            let dot_product = model.score(&rows, ips)?;
+            let dot_product = model.score(rows, ips)?;
             return Ok(Scores { dot_product, entity_seen, ..Scores::default() });
         }
         let dim = model.dim();
-        let (entity, ip) = model.embeddings(&rows, ips)?;
+        let (entity, ip) = model.embeddings(rows, ips)?;
         let dot_product = entity
             .chunks_exact(dim)
             .zip(ip.chunks_exact(dim))
@@ -82,15 +93,16 @@ impl Scorer {
         })
     }
 
-    /// Scores in a blocking task, so async callers keep their threads.
+    /// [`score_rows`](Self::score_rows) in a blocking task, so async
+    /// callers keep their threads.
     pub async fn score_blocking(
         &self,
-        entities: Vec<String>,
+        rows: Vec<u32>,
         ips: Vec<u32>,
         verbose: bool,
     ) -> Result<Scores> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.score(&entities, &ips, verbose))
+        tokio::task::spawn_blocking(move || this.score_rows(&rows, &ips, verbose))
             .await
             .map_err(|e| Error::Task(e.to_string()))?
     }

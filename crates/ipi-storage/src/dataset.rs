@@ -78,6 +78,7 @@ use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -406,6 +407,9 @@ pub struct DatasetWriter {
     options: WriterOptions,
     /// The partitions with a file open (or a task running).
     open: BTreeMap<String, Partition>,
+    /// Partitions closed by [`close_partition`](Self::close_partition),
+    /// finishing in their tasks.
+    closing: Vec<(String, Partition)>,
     /// The number of the next file of each partition closed so far.
     next_file: BTreeMap<String, u32>,
     closed: Vec<ManifestFile>,
@@ -421,8 +425,8 @@ impl Drop for DatasetWriter {
     /// Stops the partitions' tasks: their open files are dropped unfinished
     /// and nothing is published (as with a [`ParquetSink`] dropped).
     fn drop(&mut self) {
-        for partition in self.open.values() {
-            if let Partition::Task { task, .. } = partition {
+        for partition in self.open.values().chain(self.closing.iter().map(|(_, p)| p)) {
+            if let Partition::Task { task, .. } | Partition::Closing { task } = partition {
                 task.abort();
             }
         }
@@ -440,6 +444,7 @@ impl DatasetWriter {
             txn: Uuid::now_v7(),
             options: WriterOptions::default(),
             open: BTreeMap::new(),
+            closing: Vec::new(),
             next_file: BTreeMap::new(),
             closed: Vec::new(),
             written: BTreeSet::new(),
@@ -498,6 +503,7 @@ impl DatasetWriter {
         self.check_not_failed()?;
         let key = self.partition_key(partition.into())?;
         self.check_batch(batch)?;
+        self.settle(&key).await?;
         self.written.insert(key.clone());
         let partition = match self.open.entry(key.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
@@ -556,6 +562,7 @@ impl DatasetWriter {
     ) -> Result<WrittenFile> {
         self.check_not_failed()?;
         let key = self.partition_key(partition.into())?;
+        self.settle(&key).await?;
         if self.open.contains_key(&key) {
             return Err(Error::InvalidPartition {
                 url: self.root.to_string(),
@@ -589,6 +596,38 @@ impl DatasetWriter {
         Ok(WrittenFile { location, size, rows })
     }
 
+    /// Closes the open file of one partition, without waiting: its task
+    /// encodes what is queued and closes the file while the caller goes on
+    /// (a later `write` there starts a new file). A writer whose input
+    /// comes partition after partition calls this when it moves on, so that
+    /// only the partitions in progress hold their buffered row groups.
+    /// Errors come back from [`close_files`](Self::close_files) or
+    /// [`commit`](Self::commit).
+    pub fn close_partition<'a>(&mut self, partition: impl Into<Option<&'a str>>) -> Result<()> {
+        self.check_not_failed()?;
+        let key = self.partition_key(partition.into())?;
+        if let Some(open) = self.open.remove(&key) {
+            self.closing.push((key, open.close()));
+        }
+        Ok(())
+    }
+
+    /// Waits for a partition closed by [`close_partition`](Self::close_partition)
+    /// to finish, if it is still finishing, so that new files there are
+    /// numbered after its own.
+    async fn settle(&mut self, key: &str) -> Result<()> {
+        let Some(at) = self.closing.iter().position(|(k, _)| k == key) else { return Ok(()) };
+        let (key, partition) = self.closing.swap_remove(at);
+        match partition.finish(self.root.join(&key)).await {
+            Ok(files) => {
+                self.next_file.insert(key, files.next_file);
+                self.closed.extend(files.closed);
+                Ok(())
+            }
+            Err(error) => Err(self.fail(error)),
+        }
+    }
+
     /// Closes every open file, so that each exists in the store (still
     /// unpublished), and waits for the partitions' tasks.
     /// [`commit`](Self::commit) does this first; calling it earlier only
@@ -600,6 +639,7 @@ impl DatasetWriter {
         // Close every channel first, so that all partitions finish at once.
         let finishing: Vec<_> = open
             .into_iter()
+            .chain(std::mem::take(&mut self.closing))
             .map(|(key, partition)| {
                 let url = self.root.join(&key);
                 partition.finish(url).map(move |result| (key, result))
@@ -786,6 +826,8 @@ enum Partition {
     Task { batches: mpsc::Sender<RecordBatch>, task: JoinHandle<Result<PartitionFiles>> },
     /// Straight to the files, in the caller's task: no tokio runtime.
     Inline(Box<PartitionFiles>),
+    /// A task whose channel is closed: it is finishing its file.
+    Closing { task: JoinHandle<Result<PartitionFiles>> },
 }
 
 impl Partition {
@@ -808,6 +850,19 @@ impl Partition {
         match self {
             Partition::Task { batches, .. } => Ok(batches.send(batch.clone()).await.is_ok()),
             Partition::Inline(files) => files.write(vec![batch.clone()]).await.map(|()| true),
+            Partition::Closing { .. } => Ok(false),
+        }
+    }
+
+    /// Closes the channel, so that the task finishes its file while the
+    /// caller goes on.
+    fn close(self) -> Partition {
+        match self {
+            Partition::Task { batches, task } => {
+                drop(batches);
+                Partition::Closing { task }
+            }
+            other => other,
         }
     }
 
@@ -817,16 +872,17 @@ impl Partition {
         match self {
             Partition::Task { batches, task } => {
                 drop(batches);
-                async move {
-                    task.await.unwrap_or_else(|e| {
-                        Err(Error::WriterFailed {
-                            url: url.to_string(),
-                            reason: format!("the partition's task ended abnormally: {e}"),
-                        })
-                    })
-                }
-                .boxed()
+                Partition::Closing { task }.finish(url)
             }
+            Partition::Closing { task } => async move {
+                task.await.unwrap_or_else(|e| {
+                    Err(Error::WriterFailed {
+                        url: url.to_string(),
+                        reason: format!("the partition's task ended abnormally: {e}"),
+                    })
+                })
+            }
+            .boxed(),
             Partition::Inline(files) => files.finish().boxed(),
         }
     }
@@ -1000,37 +1056,83 @@ pub async fn get_bytes(location: &Location) -> Result<Bytes> {
 /// failed copy leaves what was there before (and aborts its multipart
 /// upload, unless completing it is what failed).
 pub async fn copy_object(from: &Location, to: &Location) -> Result<u64> {
-    const PART: usize = 10 * 1024 * 1024;
-    let source = from.store().get(from.path()).await.map_err(|e| Error::store(from, e))?;
-    let mut chunks = source.into_stream();
-    let mut upload =
-        object_store::buffered::BufWriter::with_capacity(to.store(), to.path().clone(), PART)
-            .with_max_concurrency(2);
+    let mut chunks = get_stream(from).await?;
+    let mut upload = Upload::new(to);
     let mut size = 0u64;
     let streamed: Result<()> = async {
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| Error::store(from, e))?;
+            let chunk = chunk?;
             size += chunk.len() as u64;
-            upload.put(chunk).await.map_err(|e| Error::store(to, e))?;
+            upload.put(chunk).await?;
         }
         Ok(())
     }
     .await;
     if let Err(error) = streamed {
-        // Not shut down yet, so `abort` may be called (it panics after).
-        if let Err(abort) = upload.abort().await {
-            tracing::debug!(url = %to, error = %abort, "Failed to abort an upload.");
-        }
+        upload.abort().await;
         return Err(error);
     }
-    tokio::io::AsyncWriteExt::shutdown(&mut upload).await.map_err(|e| {
-        let source = match e.downcast::<object_store::Error>() {
-            Ok(e) => e,
-            Err(e) => object_store::Error::Generic { store: "copy", source: Box::new(e) },
-        };
-        Error::store(to, source)
-    })?;
+    upload.finish().await?;
     Ok(size)
+}
+
+/// The object at `location` as a stream of chunks, read as they arrive:
+/// memory stays bounded whatever its size.
+pub async fn get_stream(location: &Location) -> Result<BoxStream<'static, Result<Bytes>>> {
+    let source =
+        location.store().get(location.path()).await.map_err(|e| Error::store(location, e))?;
+    let at = location.clone();
+    Ok(source.into_stream().map(move |chunk| chunk.map_err(|e| Error::store(&at, e))).boxed())
+}
+
+/// An object written as a stream, published whole or not at all: in
+/// 10 MiB parts (multipart upload beyond one part, 2 parts in flight), so
+/// memory stays bounded. Nothing is visible at the location until
+/// [`finish`](Self::finish) succeeds; [`abort`](Self::abort), or dropping
+/// it unfinished, leaves what was there before.
+#[derive(Debug)]
+pub struct Upload {
+    location: Location,
+    writer: object_store::buffered::BufWriter,
+}
+
+impl Upload {
+    /// An upload to `location`; nothing happens in the store until data comes.
+    pub fn new(location: &Location) -> Upload {
+        const PART: usize = 10 * 1024 * 1024;
+        let writer = object_store::buffered::BufWriter::with_capacity(
+            location.store(),
+            location.path().clone(),
+            PART,
+        )
+        .with_max_concurrency(2);
+        Upload { location: location.clone(), writer }
+    }
+
+    /// Appends `bytes`.
+    pub async fn put(&mut self, bytes: Bytes) -> Result<()> {
+        self.writer.put(bytes).await.map_err(|e| Error::store(&self.location, e))
+    }
+
+    /// Publishes the object.
+    pub async fn finish(mut self) -> Result<()> {
+        tokio::io::AsyncWriteExt::shutdown(&mut self.writer).await.map_err(|e| {
+            let source = match e.downcast::<object_store::Error>() {
+                Ok(e) => e,
+                Err(e) => object_store::Error::Generic { store: "upload", source: Box::new(e) },
+            };
+            Error::store(&self.location, source)
+        })
+    }
+
+    /// Gives up: what was at the location stays (best effort; a failure
+    /// is logged, since the error that made the caller abort is the one
+    /// to report).
+    pub async fn abort(mut self) {
+        if let Err(error) = self.writer.abort().await {
+            tracing::debug!(url = %self.location, %error, "Failed to abort an upload.");
+        }
+    }
 }
 
 /// Deletes the object at `location` (an error if there is none).

@@ -65,8 +65,9 @@ mod location;
 mod parquet_io;
 
 pub use dataset::{
-    CommitSummary, DataFile, Dataset, DatasetWriter, MANIFEST_NAME, Manifest, ManifestFile,
-    WriteMode, WriterOptions, copy_object, delete, get_bytes, put_atomic, put_if_absent,
+    CommitSummary, DataFile, Dataset, DatasetWriter, MANIFEST_NAME, Manifest, ManifestFile, Upload,
+    WriteMode, WriterOptions, copy_object, delete, get_bytes, get_stream, put_atomic,
+    put_if_absent,
 };
 pub use error::{Error, Result};
 pub use glob::{expand, is_hidden, list_all, list_glob};

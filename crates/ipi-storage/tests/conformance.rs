@@ -125,6 +125,7 @@ conformance!(
     stale_writers_conflict,
     open_or_glob_reads_foreign_parquet,
     interleaved_partitions_keep_write_order,
+    closed_partitions_finish_in_the_background_and_reopen,
     failed_partitions_publish_nothing,
     copy_object_streams_to_and_from_local_disk,
     add_file_publishes_parquet_written_elsewhere,
@@ -701,6 +702,30 @@ async fn interleaved_partitions_keep_write_order(root: Location) {
     assert_eq!((summary.files, summary.rows), (15, 3000));
     let listing = raw_listing(&root.join("one")).await;
     assert_eq!(listing.len(), 16, "{listing:?}");
+}
+
+/// `close_partition` finishes a partition's file while the writer goes on;
+/// writing there again starts the next file (numbered after it), and the
+/// commit publishes both, in order.
+async fn closed_partitions_finish_in_the_background_and_reopen(root: Location) {
+    let mut writer = DatasetWriter::new(root.clone(), schema(), WriteMode::Overwrite);
+    writer.write("date=2018-11-12", &batch("2018-11-12", 0..10)).await.unwrap();
+    writer.close_partition("date=2018-11-12").unwrap();
+    writer.close_partition("date=2018-11-30").unwrap(); // never written: nothing to do
+    writer.write("date=2018-11-13", &batch("2018-11-13", 10..20)).await.unwrap();
+    writer.close_partition("date=2018-11-13").unwrap();
+    writer.write("date=2018-11-12", &batch("2018-11-12", 20..25)).await.unwrap();
+    let summary = writer.commit().await.unwrap();
+    assert_eq!((summary.files_written, summary.rows_written), (3, 25));
+    let dataset = Dataset::open(&root).await.unwrap();
+    let ids = ids_by_partition(&dataset).await;
+    assert_eq!(ids["date=2018-11-12"], (0..10).chain(20..25).collect::<Vec<_>>());
+    assert_eq!(ids["date=2018-11-13"], (10..20).collect::<Vec<_>>());
+    let paths: Vec<&str> = dataset.files().iter().map(|f| f.path.as_str()).collect();
+    assert!(
+        paths[0].ends_with("-00000.parquet") && paths[1].ends_with("-00001.parquet"),
+        "{paths:?}"
+    );
 }
 
 /// A batch of the wrong types is refused by `write` itself. A partition

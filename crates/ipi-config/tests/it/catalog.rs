@@ -98,7 +98,7 @@ pub fn at(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
 }
 
 pub fn opts(overrides: &[(String, String)]) -> LoadOptions<'_> {
-    LoadOptions { overrides, now: noon(), catalog: &Catalog }
+    LoadOptions::new(overrides, noon(), &Catalog)
 }
 
 pub fn overrides(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -42,7 +42,7 @@ fn daily_loads() {
     assert_eq!(ingest.line, 20);
     assert_eq!(
         ingest.cache,
-        Some(CachePolicy { expire_after: Some(Duration::from_secs(7 * 86_400)) })
+        Some(CachePolicy { enabled: true, expire_after: Some(Duration::from_secs(7 * 86_400)) })
     );
     assert_eq!(ingest.retry, Some(RetryPolicy { attempts: 3, backoff: Duration::from_secs(2) }));
     // Envelope keys are not part of the body.
@@ -120,7 +120,7 @@ users = 1
 output = "x/${params.today}/${params.yesterday}"
 "#;
     // 23:30 UTC is already the next morning in Tokyo.
-    let opts = LoadOptions { overrides: &[], now: at("2024-03-10T23:30:00Z"), catalog: &Catalog };
+    let opts = LoadOptions::new(&[], at("2024-03-10T23:30:00Z"), &Catalog);
     let p = load("tz.toml", source, &opts).unwrap();
     assert_eq!(p.timezone, chrono_tz::Asia::Tokyo);
     assert_eq!(p.today, day("2024-03-11"));

@@ -83,7 +83,7 @@ output = "x"
         [
             "test.toml:1:1: missing `name = \"...\"` at the top of the file",
             "test.toml:1:11: unsupported `version`; this ipi reads `version = 1`",
-            "test.toml:2:1: unknown key `nmae`; expected one of: version, name, description, timezone, params, steps",
+            "test.toml:2:1: unknown key `nmae`; expected one of: version, name, description, timezone, params, steps, tests",
             "test.toml:3:12: unknown time zone `Mars/Olympus`; use an IANA name such as UTC or Europe/Berlin",
         ]
     );
@@ -162,7 +162,7 @@ users = -1
             "test.toml:9:21: step `c`: `needs` entries must be step names (strings)",
             "test.toml:10:33: step `c`: unknown output `outptu` in `${steps.d.outptu}`: step `d` (uses `synth`) has: output",
             "test.toml:10:54: step `c`: `${steps.c.output}` refers to this step's own output",
-            "test.toml:10:76: step `c`: invalid reference `${oops}`: expected `${params.NAME}` or `${steps.STEP.ATTR}` (write `$${` for a literal `${`)",
+            "test.toml:10:76: step `c`: invalid reference `${oops}`: expected `${params.NAME}`, `${steps.STEP.ATTR}`, `${each.NAME}` or `${env.NAME}` (write `$${` for a literal `${`)",
             "test.toml:12:43: step `c`: `filter.status.1`: invalid type: string \"ok\", expected u16",
             "test.toml:13:26: step `c`: `cache.expire_after`: invalid duration `1w`: units are d, h, m and s; expected something like 1d, 12h, 30m, 45s or 1d12h",
             "test.toml:13:32: step `c`: unknown key `keep` in `cache`; expected: expire_after",

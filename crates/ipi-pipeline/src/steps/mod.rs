@@ -6,7 +6,10 @@
 //! and runs it. The step crates own their config structs and know nothing
 //! of pipelines; this module is the only place that joins the two.
 
+pub mod evaluate;
 pub mod ingest;
+pub mod promote;
+pub mod query;
 pub mod score;
 pub mod split;
 pub mod synth;
@@ -46,12 +49,79 @@ pub trait StepKind: Send + Sync {
     fn outputs(&self) -> Vec<(&'static str, ParamType)>;
     /// Strictly check a step's own table; report every problem.
     fn check(&self, body: &toml::Table) -> Vec<BodyError>;
+    /// The locations a step reads and writes, from its table: the runner
+    /// versions the inputs for its cache, checks the outputs are still what
+    /// it wrote, and records both in the run manifest. The default
+    /// ([`StepIo::guess`]) goes by key names; override it where a key
+    /// means something else (`train`'s `model` is an output).
+    fn io(&self, body: &toml::Table) -> StepIo {
+        StepIo::guess(body)
+    }
     /// Run the step on its resolved table.
     fn run<'a>(
         &'a self,
         ctx: &'a StepContext,
         body: toml::Table,
     ) -> BoxFuture<'a, anyhow::Result<StepReport>>;
+}
+
+/// What a step reads and writes: `(key, location)` pairs, in key order.
+/// Values that are not locations (`builtin:demo`) are kept: the runner
+/// skips what it cannot parse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepIo {
+    pub inputs: Vec<(String, String)>,
+    pub outputs: Vec<(String, String)>,
+}
+
+impl StepIo {
+    /// Keys read as inputs by [`StepIo::guess`].
+    pub const INPUT_KEYS: [&'static str; 13] = [
+        "input",
+        "inputs",
+        "model",
+        "train",
+        "validation",
+        "test",
+        "labels",
+        "logs",
+        "events",
+        "scores",
+        "queries",
+        "sql",
+        "files",
+    ];
+    /// Keys read as outputs by [`StepIo::guess`].
+    pub const OUTPUT_KEYS: [&'static str; 3] = ["output", "outputs", "to"];
+
+    /// Inputs and outputs by key name: [`Self::INPUT_KEYS`] and
+    /// [`Self::OUTPUT_KEYS`], each a string or a list of strings.
+    pub fn guess(body: &toml::Table) -> StepIo {
+        let mut io = StepIo::default();
+        for (key, value) in body {
+            let target = if Self::OUTPUT_KEYS.contains(&key.as_str()) {
+                &mut io.outputs
+            } else if Self::INPUT_KEYS.contains(&key.as_str()) {
+                &mut io.inputs
+            } else {
+                continue;
+            };
+            target.extend(Self::strings(value).into_iter().map(|s| (key.clone(), s)));
+        }
+        io
+    }
+
+    /// The strings of a value: itself, or a list's string items.
+    pub fn strings(value: &toml::Value) -> Vec<String> {
+        match value {
+            toml::Value::String(s) if !s.is_empty() => vec![s.clone()],
+            toml::Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Check a step's table against its strict config type `T`, then with the
@@ -87,6 +157,12 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// A registry of just these kinds (tests use made-up ones).
+    #[cfg(test)]
+    pub fn with(kinds: Vec<Box<dyn StepKind>>) -> Registry {
+        Registry { kinds }
+    }
+
     /// The registry of this build. Each step issue adds its kind here.
     pub fn builtin() -> Registry {
         Registry {
@@ -95,7 +171,10 @@ impl Registry {
                 Box::new(ingest::Ingest),
                 Box::new(split::Split),
                 Box::new(train::Train),
+                Box::new(evaluate::Evaluate),
+                Box::new(promote::Promote),
                 Box::new(score::Score),
+                Box::new(query::QueryStep),
             ],
         }
     }

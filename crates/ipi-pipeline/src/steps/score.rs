@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 use ipi_config::{BodyError, ParamType};
 use ipi_score::ScoreConfig;
 
-use super::{StepContext, StepKind, StepReport, check_config};
+use super::{StepContext, StepIo, StepKind, StepReport, check_config};
 
 /// `uses = "score"`.
 #[derive(Debug)]
@@ -25,6 +25,29 @@ impl StepKind for Score {
 
     fn check(&self, body: &toml::Table) -> Vec<BodyError> {
         check_config(body, ScoreConfig::problems)
+    }
+
+    /// A day of events (`.../date=YYYY-MM-DD`) is scored into that day's
+    /// partition of the scores dataset, and only that partition is this
+    /// step's output: scoring other days does not make it stale.
+    fn io(&self, body: &toml::Table) -> StepIo {
+        let mut io = StepIo::guess(body);
+        let day = body
+            .get("input")
+            .and_then(toml::Value::as_str)
+            .and_then(|i| i.trim_end_matches('/').rsplit('/').next())
+            .filter(|last| last.starts_with("date=") && !last.contains(['*', '?', '[']))
+            .map(str::to_owned);
+        if let Some(day) = day
+            && body.get("accept").is_none()
+        {
+            for (key, url) in &mut io.outputs {
+                if key == "output" {
+                    *url = format!("{}/{day}", url.trim_end_matches('/'));
+                }
+            }
+        }
+        io
     }
 
     fn run<'a>(

@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 use ipi_config::{BodyError, ParamType};
 use ipi_split::SplitConfig;
 
-use super::{StepContext, StepKind, StepReport, check_config};
+use super::{StepContext, StepIo, StepKind, StepReport, check_config};
 
 /// `uses = "split"`.
 #[derive(Debug)]
@@ -30,6 +30,13 @@ impl StepKind for Split {
 
     fn check(&self, body: &toml::Table) -> Vec<BodyError> {
         check_config(body, SplitConfig::problems)
+    }
+
+    /// `validation` and `test` are durations here, not locations.
+    fn io(&self, body: &toml::Table) -> StepIo {
+        let mut io = StepIo::guess(body);
+        io.inputs.retain(|(key, _)| key == "input");
+        io
     }
 
     fn run<'a>(

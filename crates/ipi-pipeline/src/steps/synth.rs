@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 use ipi_config::{BodyError, ParamType};
 use ipi_synth::SynthConfig;
 
-use super::{StepContext, StepKind, StepReport, check_config};
+use super::{StepContext, StepIo, StepKind, StepReport, check_config};
 use crate::logging;
 
 /// The value of `logs` that asks for synthetic data.
@@ -54,6 +54,17 @@ impl StepKind for Synth {
             });
         }
         errors
+    }
+
+    /// Given logs are read and passed on; the demo is written to `output`.
+    fn io(&self, body: &toml::Table) -> StepIo {
+        let (logs, config) = split(body);
+        match logs.as_ref().and_then(toml::Value::as_str).filter(|l| *l != DEMO) {
+            Some(given) => {
+                StepIo { inputs: vec![("logs".into(), given.to_owned())], outputs: vec![] }
+            }
+            None => StepIo { inputs: vec![], outputs: StepIo::guess(&config).outputs },
+        }
     }
 
     fn run<'a>(

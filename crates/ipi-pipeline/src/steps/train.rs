@@ -6,7 +6,7 @@ use ipi_config::{BodyError, ParamType};
 use ipi_model::TrainConfig;
 use ipi_model::train::{BatchMetrics, EpochMetrics, Observer};
 
-use super::{StepContext, StepKind, StepReport, check_config};
+use super::{StepContext, StepIo, StepKind, StepReport, check_config};
 use crate::logging;
 
 /// `uses = "train"`.
@@ -32,6 +32,15 @@ impl StepKind for Train {
 
     fn check(&self, body: &toml::Table) -> Vec<BodyError> {
         check_config(body, TrainConfig::problems)
+    }
+
+    /// `model` is what train writes.
+    fn io(&self, body: &toml::Table) -> StepIo {
+        let mut io = StepIo::guess(body);
+        let (outputs, inputs) = io.inputs.into_iter().partition(|(key, _)| key == "model");
+        io.inputs = inputs;
+        io.outputs.extend::<Vec<_>>(outputs);
+        io
     }
 
     fn run<'a>(
