@@ -41,9 +41,10 @@ if [ ! -f "$out/pairs.csv" ]; then
   $ipi --quiet train --train "$out/events" --model "$out/model" --num-entity-vectors 20000 \
       --vector-dim 128 --epochs 1 --mini-batch-size 1000 --learning-rate 0.01 \
       --random-negative-sampling-rate 5 --shuffled-negative-sampling-rate 1 > /dev/null
-  $py -c "import duckdb; duckdb.sql(\"COPY (SELECT entity AS user, ip AS ip_address, timestamp FROM read_parquet('$out/events/**/*.parquet') LIMIT 200000) TO '$out/peer-train.parquet' (FORMAT parquet)\")"
+  $py -c "import duckdb; duckdb.sql(\"COPY (SELECT entity AS user, ip AS ip_address, timestamp FROM read_parquet('$out/events/**/*.parquet')) TO '$out/peer-train.parquet' (FORMAT parquet)\")"
   $py "$peers/ipinsights_torch.py" "$out/peer-train.parquet" --epochs 1 --batch-size 1000 \
       --vector-dim 128 --num-entity-vectors 20000 --ip-encoder-layers 1 --threads 2 \
+      --max-train-rows 200000 --val-max 2000 --test-samples 2000 \
       --save "$out/peer-model.pt" > /dev/null
   $py -c "import duckdb; duckdb.sql(\"COPY (SELECT entity, ip FROM read_parquet('$out/events/**/*.parquet')) TO '$out/pairs.csv' (HEADER false)\")"
 fi
