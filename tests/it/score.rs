@@ -181,6 +181,35 @@ fn score_events_by_day_locally_and_rescore_replaces_the_day() {
     let store = dir.path().join("store");
     score_and_rescore(dir.path(), store.to_str().unwrap());
 
+    // The events dataset with --accept: one SageMaker response per input
+    // file, a line per scored row, however the rows are batched.
+    let events = store.join("events");
+    for batch_rows in ["65536", "7"] {
+        let out = dir.path().join(format!("responses-{batch_rows}"));
+        let args = [
+            "--model",
+            "model",
+            "--input",
+            events.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--accept",
+            "application/jsonlines",
+            "--batch-rows",
+            batch_rows,
+        ];
+        score_json(dir.path(), &args);
+        let mut lines = Vec::new();
+        for day in ["date=2018-11-12", "date=2018-11-13"] {
+            let files: Vec<_> = std::fs::read_dir(out.join(day)).unwrap().flatten().collect();
+            assert_eq!(files.len(), 1, "{day}");
+            let name = files[0].file_name().into_string().unwrap();
+            assert!(name.ends_with(".parquet.out"), "{name}");
+            lines.push(std::fs::read_to_string(files[0].path()).unwrap().lines().count());
+        }
+        assert_eq!(lines, [98, 50], "batch rows {batch_rows}");
+    }
+
     // DuckDB, an independent reader, sees the columns and their meaning.
     let Some(python) = test_python() else { return };
     let script = r#"

@@ -27,7 +27,7 @@ use futures::{StreamExt, TryStreamExt};
 use ipi_core::schema::{self, events};
 use ipi_storage::{
     Dataset, DatasetWriter, Location, ReadOptions, Upload, WriteMode, WriterOptions, expand,
-    get_bytes, get_stream, put_atomic, read_parquet,
+    get_bytes, get_stream, read_parquet,
 };
 use serde::Serialize;
 
@@ -174,46 +174,70 @@ impl<'a> Job<'a> {
         let reader =
             tokio::spawn(read_ahead(dataset.files().to_vec(), self.config.batch_rows, sender));
         let files = dataset.files();
-        let mut first_line = 1u64;
-        let mut out = Vec::new();
-        while let Some(read) = batches.recv().await {
-            let (index, batch) = match read {
-                Ok(Read::Batch(index, batch)) => (index, batch),
-                Ok(Read::EndOfFile(index)) => {
-                    first_line = 1;
-                    // The next file is usually another day: let this one's
-                    // files finish while the next is scored.
-                    let next = files.get(index + 1).map(|f| f.partition.as_str());
-                    for partition in std::mem::take(&mut self.file_partitions) {
-                        if Some(partition.as_str()) != next
-                            && let Some((_, writer)) = &mut self.scores
-                        {
-                            writer.close_partition(partition.as_str())?;
+        // With `accept`, each file's response, uploaded as it is scored.
+        let mut responses: Option<Responses> = None;
+        let scored = async {
+            let mut first_line = 1u64;
+            while let Some(read) = batches.recv().await {
+                let (index, batch) = match read {
+                    Ok(Read::Batch(index, batch)) => (index, batch),
+                    Ok(Read::EndOfFile(index)) => {
+                        first_line = 1;
+                        // The next file is usually another day: let this
+                        // one's files finish while the next is scored.
+                        let next = files.get(index + 1).map(|f| f.partition.as_str());
+                        for partition in std::mem::take(&mut self.file_partitions) {
+                            if Some(partition.as_str()) != next
+                                && let Some((_, writer)) = &mut self.scores
+                            {
+                                writer.close_partition(partition.as_str())?;
+                            }
                         }
+                        if let Some(accept) = self.accept {
+                            // A file without rows still gets its (empty) response.
+                            let done = responses
+                                .take()
+                                .unwrap_or_else(|| self.responses(accept, &files[index].path));
+                            done.finish().await?;
+                        }
+                        continue;
                     }
-                    if let Some(accept) = self.accept {
-                        self.write_out(&files[index].path, accept, &std::mem::take(&mut out))
-                            .await?;
-                    }
-                    continue;
+                    Err(error) => return Err(error),
+                };
+                let file = &files[index];
+                if let Some(accept) = self.accept
+                    && responses.is_none()
+                {
+                    responses = Some(self.responses(accept, &file.path));
                 }
-                Err(error) => return Err(error),
-            };
-            let file = &files[index];
-            let source = file.location.to_string();
-            // A hive partition in the path (`date=…/part.parquet`) names the
-            // rejects' partition when rows carry no timestamp.
-            let fallback = if file.partition.starts_with("date=") {
-                file.partition.clone()
-            } else {
-                day.clone().unwrap_or_else(|| source_partition(&source))
-            };
-            let n = batch.num_rows() as u64;
-            self.table_batch(&source, first_line, &batch, &fallback, &mut out).await?;
-            first_line += n;
+                let source = file.location.to_string();
+                // A hive partition in the path (`date=…/part.parquet`) names
+                // the rejects' partition when rows carry no timestamp.
+                let fallback = if file.partition.starts_with("date=") {
+                    file.partition.clone()
+                } else {
+                    day.clone().unwrap_or_else(|| source_partition(&source))
+                };
+                let n = batch.num_rows() as u64;
+                self.table_batch(&source, first_line, &batch, &fallback, &mut responses).await?;
+                first_line += n;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = scored {
+            if let Some(responses) = responses {
+                responses.abort().await;
+            }
+            return Err(error);
         }
         reader.await.map_err(|e| Error::Task(e.to_string()))?;
         Ok(())
+    }
+
+    /// The response object for the input object `name`.
+    fn responses(&self, accept: Accept, name: &str) -> Responses {
+        Responses::new(accept, &self.output.join(&format!("{name}.out")))
     }
 
     /// Scores one batch of a table input.
@@ -223,7 +247,7 @@ impl<'a> Job<'a> {
         first_line: u64,
         batch: &RecordBatch,
         fallback_partition: &str,
-        out: &mut Vec<codec::Prediction>,
+        responses: &mut Option<Responses>,
     ) -> Result<()> {
         let n = batch.num_rows();
         self.report.rows_in += n as u64;
@@ -279,9 +303,8 @@ impl<'a> Job<'a> {
         let verbose = self.config.verbose;
         let scores = self.scorer.score_blocking(rows, ips, verbose).await?;
         self.count(&scores);
-        if self.accept.is_some() {
-            out.extend(predictions(&scores, self.scorer.dim()));
-            return Ok(());
+        if let Some(responses) = responses {
+            return responses.put(&predictions(&scores, self.scorer.dim())).await;
         }
         let micros = match good.column_by_name(events::TIMESTAMP) {
             Some(ts) => Some(timestamp_micros(ts)?),
@@ -333,10 +356,9 @@ impl<'a> Job<'a> {
             let partition = source_partition(&source);
             // Even a now-clean file replaces its old rejects.
             self.partitions.insert(partition.clone());
-            let mut responses = self.accept.map(|accept| {
-                let name = location.filename().unwrap_or("input");
-                Responses::new(accept, &self.output.join(&format!("{name}.out")))
-            });
+            let mut responses = self
+                .accept
+                .map(|accept| self.responses(accept, location.filename().unwrap_or("input")));
             let scored = async {
                 let bad_body =
                     |e: Error| Error::Input { url: source.clone(), reason: e.to_string() };
@@ -515,19 +537,6 @@ impl<'a> Job<'a> {
             self.partitions.insert(partition.clone());
             self.rejects.write(partition.as_str(), &batch).await?;
         }
-        Ok(())
-    }
-
-    /// SageMaker's response body for one input object.
-    async fn write_out(
-        &mut self,
-        name: &str,
-        accept: Accept,
-        out: &[codec::Prediction],
-    ) -> Result<()> {
-        let body = codec::encode(accept, out);
-        let location = self.output.join(&format!("{name}.out"));
-        put_atomic(&location, body.into()).await?;
         Ok(())
     }
 
