@@ -70,6 +70,11 @@ fn daily_runs_end_to_end_with_its_defaults() {
     let latest = read_json(&store.join("models/latest.json"));
     assert_eq!(latest["model"], date.to_str().unwrap(), "{latest}");
     assert_eq!(latest["model_id"], card["model_id"], "{latest}");
+    // With the threshold the evaluate step chose, which nightly scoring
+    // flags at.
+    let evaluation = read_json(&store.join("evaluations").join(date).join("report.json"));
+    let threshold = evaluation["threshold"]["value"].as_f64().unwrap();
+    assert_eq!(latest["threshold"].as_f64(), Some(threshold), "{latest}");
 
     // The morning reports ran after scoring: one CSV each under
     // reports/<date>/ (the demo's labels exist, so none was skipped).

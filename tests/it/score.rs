@@ -500,7 +500,17 @@ fn a_promoted_model_is_what_the_models_folder_loads() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("ipi-pipeline promote"), "{}", text(&out));
 
-    let out = run(ipi(d).args(["promote", "--model", "models/2018-11-12", "--to", "models"]));
+    // Promoted with a threshold below every score: scoring with the folder
+    // flags every row unless given another threshold.
+    let out = run(ipi(d).args([
+        "promote",
+        "--model",
+        "models/2018-11-12",
+        "--to",
+        "models",
+        "--threshold",
+        "-1e9",
+    ]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let latest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("models/latest.json")).unwrap()).unwrap();
@@ -509,9 +519,19 @@ fn a_promoted_model_is_what_the_models_folder_loads() {
             .unwrap();
     assert_eq!(latest["model"], "2018-11-12");
     assert_eq!(latest["model_id"], card["model_id"]);
+    assert_eq!(latest["threshold"], -1e9);
     let report = score_json(d, &["--model", "models", "--input", "pairs.csv", "--output", "o"]);
     assert_eq!(report["model_id"], card["model_id"]);
     assert_eq!(report["rows"], 2);
+    assert_eq!(report["threshold"], -1e9);
+    assert_eq!(report["flagged"], 2);
+    let args = ["--model", "models", "--input", "pairs.csv", "--output", "o", "--threshold", "1e9"];
+    let report = score_json(d, &args);
+    assert_eq!((report["threshold"].as_f64(), report["flagged"].as_u64()), (Some(1e9), Some(0)));
+    // The model folder itself carries no threshold.
+    let args = ["--model", "models/2018-11-12", "--input", "pairs.csv", "--output", "o"];
+    let report = score_json(d, &args);
+    assert_eq!((report["threshold"].is_null(), report["flagged"].as_u64()), (true, Some(0)));
 
     // A model retrained into the promoted folder without being promoted
     // is not used behind the pointer's back.

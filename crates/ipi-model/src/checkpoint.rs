@@ -109,9 +109,11 @@ pub async fn save(model: &Model, url: &str, provenance: Provenance) -> Result<Mo
         dense.push((name, Model::host(tensor)?, tensor.dims().to_vec()));
     }
     let mut views: Vec<(String, TensorView<'_>)> = Vec::new();
-    views
-        .push((ENTITY.into(), view(&model.entity_table.data, vec![model.entity_table.rows, dim])?));
-    views.push((IP_PREFIX.into(), view(&model.ip_table.data, vec![model.ip_table.rows, dim])?));
+    views.push((
+        ENTITY.into(),
+        view(model.entity_table.data(), vec![model.entity_table.rows, dim])?,
+    ));
+    views.push((IP_PREFIX.into(), view(model.ip_table.data(), vec![model.ip_table.rows, dim])?));
     for (name, data, shape) in &dense {
         views.push((name.clone(), view(data, shape.clone())?));
     }
@@ -156,10 +158,20 @@ pub async fn save(model: &Model, url: &str, provenance: Provenance) -> Result<Mo
 /// `url` may also be a models folder: the model its `latest.json` names
 /// is loaded (see [`crate::registry`]).
 pub async fn load(url: &str, device: Option<&str>) -> Result<(Model, ModelCard)> {
+    let (model, card, _) = load_promoted(url, device).await?;
+    Ok((model, card))
+}
+
+/// [`load`], also returning the models folder's pointer when `url` is a
+/// models folder (its threshold, when it has one, comes with the model).
+pub async fn load_promoted(
+    url: &str,
+    device: Option<&str>,
+) -> Result<(Model, ModelCard, Option<crate::registry::Latest>)> {
     let (resolved, latest) = crate::registry::resolve(url).await?;
     let (model, card) = load_folder(&resolved, device).await?;
     crate::registry::check(&resolved, latest.as_ref(), &card)?;
-    Ok((model, card))
+    Ok((model, card, latest))
 }
 
 /// Loads the model folder at `url`.
@@ -222,7 +234,7 @@ async fn load_folder(url: &str, device: Option<&str>) -> Result<(Model, ModelCar
                 t.shape()
             )));
         }
-        Ok(Table::new(rows, dim, bytemuck::pod_collect_to_vec(t.data())))
+        Ok(Table::from_le_bytes(rows, dim, bytes.slice_ref(t.data())))
     };
     let entity_table = table(ENTITY, card.entity_hash.rows as usize)?;
     let ip_table = table(IP_PREFIX, spec.rows())?;

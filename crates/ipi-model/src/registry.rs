@@ -13,8 +13,13 @@
 //! models/
 //!   2018-11-12/model.safetensors, model.json
 //!   2018-11-13/model.safetensors, model.json
-//!   latest.json   {"model": "2018-11-13", "model_id": "6b00…", …}
+//!   latest.json   {"model": "2018-11-13", "model_id": "6b00…", "threshold": 5.41, …}
 //! ```
+//!
+//! The pointer can also carry the `anomaly_score` threshold the model was
+//! evaluated to flag at (the pipeline's evaluate step chooses it on the
+//! test window): whoever scores with the folder flags at that threshold
+//! unless told another, so a model and its threshold are promoted together.
 //!
 //! The pointer names a model below the folder by its relative path, so the
 //! whole folder can be copied or moved; models elsewhere are named by URL.
@@ -39,6 +44,10 @@ pub struct Latest {
     pub model_id: String,
     /// When it was promoted (RFC 3339, UTC).
     pub promoted_at: String,
+    /// The `anomaly_score` threshold to flag at with this model, when one
+    /// was chosen for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 /// Where a model URL points: a model folder (`model.json` there) as is, or
@@ -60,9 +69,12 @@ pub async fn resolve(url: &str) -> Result<(String, Option<Latest>)> {
 }
 
 /// Points `models/latest.json` at the model in `model` (which must load:
-/// its card is read and its tensors checked), replacing the pointer
-/// atomically. Returns the new pointer.
-pub async fn promote(model: &str, models: &str) -> Result<Latest> {
+/// its card is read and its tensors checked), with the threshold to flag
+/// at, replacing the pointer atomically. Returns the new pointer.
+pub async fn promote(model: &str, models: &str, threshold: Option<f64>) -> Result<Latest> {
+    if let Some(t) = threshold.filter(|t| !t.is_finite()) {
+        return Err(Error::Data(format!("threshold {t} is not a finite number")));
+    }
     let (_, card) = crate::checkpoint::load(model, Some("cpu")).await?;
     let root = Location::parse(models.trim_end_matches('/'))?;
     let target = Location::parse(model.trim_end_matches('/'))?;
@@ -70,6 +82,7 @@ pub async fn promote(model: &str, models: &str) -> Result<Latest> {
         model: relative_to(&root, &target).unwrap_or_else(|| target.to_string()),
         model_id: card.model_id,
         promoted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        threshold,
     };
     let json = serde_json::to_vec_pretty(&latest).expect("a pointer serialises");
     ipi_storage::put_atomic(&root.join(LATEST), Bytes::from(json)).await?;
@@ -125,5 +138,17 @@ mod tests {
         assert_eq!(relative_to(&root, &root), None);
         assert_eq!(model_url(&root, "2018-11-13"), below.to_string());
         assert_eq!(model_url(&root, "s3://b/m"), "s3://b/m");
+    }
+
+    #[test]
+    fn pointers_written_before_thresholds_still_read() {
+        let old =
+            r#"{"model": "2018-11-13", "model_id": "00ff", "promoted_at": "2018-11-14T06:00:00Z"}"#;
+        let latest: Latest = serde_json::from_str(old).unwrap();
+        assert_eq!(latest.threshold, None);
+        let with = Latest { threshold: Some(5.25), ..latest };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains(r#""threshold":5.25"#), "{json}");
+        assert_eq!(serde_json::from_str::<Latest>(&json).unwrap(), with);
     }
 }

@@ -11,34 +11,91 @@
 //! so the work splits without locks and the result does not depend on the
 //! number of threads.
 
+use bytes::Bytes;
 use rayon::prelude::*;
 
 /// Rows a parallel task owns when a table is updated.
 const BLOCK_ROWS: usize = 4096;
 
 /// A table of `rows` vectors of `dim` floats, row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Table {
     /// Number of rows.
     pub rows: usize,
     /// Floats per row.
     pub dim: usize,
     /// `rows * dim` floats.
-    pub data: Vec<f32>,
+    data: Floats,
+}
+
+/// A table's floats: its own (a model being trained), or a read-only view of
+/// the buffer a model file was loaded into, so that loading a model for
+/// scoring copies no table (they can be hundreds of MB).
+#[derive(Debug, Clone)]
+enum Floats {
+    Owned(Vec<f32>),
+    /// Native-endian `f32`s, aligned to 4 bytes (checked when made).
+    Shared(Bytes),
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.rows == other.rows && self.dim == other.dim && self.data() == other.data()
+    }
 }
 
 impl Table {
     /// A table from its floats.
     pub fn new(rows: usize, dim: usize, data: Vec<f32>) -> Table {
         assert_eq!(data.len(), rows * dim, "table data does not match its shape");
+        Table { rows, dim, data: Floats::Owned(data) }
+    }
+
+    /// A table over little-endian `f32` bytes (a safetensors tensor), without
+    /// a copy where the bytes are aligned and the host is little-endian.
+    pub fn from_le_bytes(rows: usize, dim: usize, bytes: Bytes) -> Table {
+        assert_eq!(bytes.len(), rows * dim * 4, "table bytes do not match its shape");
+        let data = if cfg!(target_endian = "little")
+            && bytemuck::try_cast_slice::<u8, f32>(&bytes).is_ok()
+        {
+            Floats::Shared(bytes)
+        } else {
+            Floats::Owned(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )
+        };
         Table { rows, dim, data }
+    }
+
+    /// All `rows * dim` floats.
+    #[inline]
+    pub fn data(&self) -> &[f32] {
+        match &self.data {
+            Floats::Owned(data) => data,
+            Floats::Shared(bytes) => bytemuck::cast_slice(bytes),
+        }
+    }
+
+    /// All `rows * dim` floats, to change; a table loaded from a model file
+    /// is copied into its own memory first.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        if let Floats::Shared(bytes) = &self.data {
+            self.data = Floats::Owned(bytemuck::cast_slice(bytes).to_vec());
+        }
+        match &mut self.data {
+            Floats::Owned(data) => data,
+            Floats::Shared(_) => unreachable!("made owned above"),
+        }
     }
 
     /// One row.
     #[inline]
     pub fn row(&self, row: u32) -> &[f32] {
         let start = row as usize * self.dim;
-        &self.data[start..start + self.dim]
+        &self.data()[start..start + self.dim]
     }
 
     /// `out[i] = self[rows[i]]`, `out` being `rows.len() * dim` floats.
@@ -120,7 +177,7 @@ pub struct SparseAdam {
 impl SparseAdam {
     /// Zeroed moments for `table`.
     pub fn new(table: &Table) -> SparseAdam {
-        SparseAdam { mv: vec![0.0; 2 * table.data.len()], dim: table.dim, refs: Vec::new() }
+        SparseAdam { mv: vec![0.0; 2 * table.data().len()], dim: table.dim, refs: Vec::new() }
     }
 
     /// Applies one step to the rows `rows` name: `grads` holds one
@@ -146,7 +203,7 @@ impl SparseAdam {
         let lr_t = adam.lr_t();
         let block = BLOCK_ROWS * dim;
         table
-            .data
+            .data_mut()
             .par_chunks_mut(block)
             .zip(self.mv.par_chunks_mut(2 * block))
             .enumerate()
@@ -183,7 +240,7 @@ impl SparseAdam {
         let lr_t = adam.lr_t();
         let dim = self.dim;
         for ((w, mv), g) in table
-            .data
+            .data_mut()
             .chunks_exact_mut(dim)
             .zip(self.mv.chunks_exact_mut(2 * dim))
             .zip(dense_grad.chunks_exact(dim))
@@ -210,6 +267,24 @@ mod tests {
             dim,
             (0..rows * dim).map(|i| ((i * 7919) % 101) as f32 / 100.0 - 0.5).collect(),
         )
+    }
+
+    #[test]
+    fn tables_over_bytes_read_aligned_and_unaligned_bytes_alike() {
+        let t = table(5, 3);
+        let le: Vec<u8> = t.data().iter().flat_map(|x| x.to_le_bytes()).collect();
+        // The same floats one byte in, so at most one of the two is aligned.
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&le);
+        let shifted = Bytes::from(shifted);
+        for bytes in [Bytes::from(le.clone()), shifted.slice(1..)] {
+            let mut u = Table::from_le_bytes(5, 3, bytes);
+            assert_eq!(u, t);
+            // Changing a shared table changes its own copy, not the bytes.
+            u.data_mut()[4] += 1.0;
+            assert_eq!(u.row(1)[1], t.row(1)[1] + 1.0);
+        }
+        assert_eq!(&shifted[1..], &le[..], "the bytes were written to");
     }
 
     #[test]

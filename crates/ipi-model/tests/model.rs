@@ -23,10 +23,10 @@ fn small(layers: usize) -> Hyperparameters {
 /// A model with larger values than the initial ones, so that every term of
 /// the gradient matters and ReLUs are both on and off.
 fn spread(model: &mut Model) {
-    for (i, x) in model.entity_table.data.iter_mut().enumerate() {
+    for (i, x) in model.entity_table.data_mut().iter_mut().enumerate() {
         *x = ((i as f32 * 0.7123).sin()) * 0.8;
     }
-    for (i, x) in model.ip_table.data.iter_mut().enumerate() {
+    for (i, x) in model.ip_table.data_mut().iter_mut().enumerate() {
         *x = ((i as f32 * 1.3311).cos()) * 0.5;
     }
 }
@@ -84,7 +84,7 @@ fn gradients_match_finite_differences() {
         for (i, &[row]) in b.entity_rows.iter().enumerate() {
             for d in 0..dim {
                 let at = row as usize * dim + d;
-                let n = numeric(&|m, delta| m.entity_table.data[at] += delta);
+                let n = numeric(&|m, delta| m.entity_table.data_mut()[at] += delta);
                 check(grads.entity[i * dim + d], n, "entity");
                 checked += 1;
             }
@@ -98,7 +98,7 @@ fn gradients_match_finite_differences() {
                     .map(|n| grads.ip_input[n * dim + d])
                     .sum();
                 let at = row as usize * dim + d;
-                let n = numeric(&|m, delta| m.ip_table.data[at] += delta);
+                let n = numeric(&|m, delta| m.ip_table.data_mut()[at] += delta);
                 check(analytic, n, "ip table");
                 checked += 1;
             }
@@ -252,7 +252,7 @@ async fn checkpoints_round_trip_and_refuse_a_mismatch() {
 
     // Tensors that are not the ones the card describes are refused.
     let mut other = model.clone();
-    other.entity_table.data[0] += 1.0;
+    other.entity_table.data_mut()[0] += 1.0;
     let other_url = dir.path().join("other").to_string_lossy().into_owned();
     ipi_model::checkpoint::save(&other, &other_url, Default::default()).await.unwrap();
     std::fs::copy(

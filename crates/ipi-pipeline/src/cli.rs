@@ -385,42 +385,11 @@ pub struct TuneArgs {
     /// Seed of the search (training uses --seed).
     #[arg(long, default_value_t = 0)]
     pub search_seed: u64,
-    /// Rows of the entity table, about 2x the distinct entities (not searched).
-    #[arg(long, value_name = "N")]
-    pub num_entity_vectors: Option<u64>,
-    /// Base vector length.
-    #[arg(long, value_name = "D")]
-    pub vector_dim: Option<usize>,
-    /// Epochs of every trial (searched only with --space epochs=LO..HI).
-    #[arg(long, value_name = "E")]
-    pub epochs: Option<usize>,
-    /// Positives per step (searched only with --space).
-    #[arg(long, value_name = "B")]
-    pub mini_batch_size: Option<usize>,
-    /// Base learning rate.
-    #[arg(long, value_name = "LR")]
-    pub learning_rate: Option<f64>,
-    /// L2 weight decay (searched only with --space).
-    #[arg(long, value_name = "W")]
-    pub weight_decay: Option<f64>,
-    /// Base number of IP encoder layers.
-    #[arg(long, value_name = "L")]
-    pub num_ip_encoder_layers: Option<usize>,
-    /// Base random-address negatives per positive.
-    #[arg(long, value_name = "R")]
-    pub random_negative_sampling_rate: Option<usize>,
-    /// Base shuffled-entity negatives per positive.
-    #[arg(long, value_name = "S")]
-    pub shuffled_negative_sampling_rate: Option<usize>,
-    /// Training seed of every trial.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Where the dense layers run: cpu, cuda or cuda:N.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Rows per hashed prefix (/24, /32) of the IP encoder.
-    #[arg(long, value_name = "ROWS")]
-    pub ip_hash_buckets: Option<u32>,
+    /// The base hyperparameters (trial 1); a searched one's value is where
+    /// its range comes from only with --space. `num_entity_vectors` is never
+    /// searched, epochs, batch size and weight decay only with --space.
+    #[command(flatten)]
+    pub hyperparameters: HyperparameterArgs,
     /// Print tune.json on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -435,6 +404,10 @@ pub struct PromoteArgs {
     /// The models folder whose latest.json now names it.
     #[arg(long, value_name = "URL")]
     pub to: String,
+    /// The anomaly_score threshold to flag at with this model (e.g. the one `evaluate`
+    /// chose); `score` and the nightly job use it when given none.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub threshold: Option<f64>,
 }
 
 /// `ipi-pipeline score`.
@@ -459,7 +432,8 @@ pub struct ScoreArgs {
     /// --verbose does this too, for the shape in DESIGN.md, and also logs at debug level.
     #[arg(long)]
     pub embeddings: bool,
-    /// Set flagged = anomaly_score > T.
+    /// Set flagged = anomaly_score > T (default: the threshold a models folder was promoted
+    /// with, if any).
     #[arg(long, value_name = "T", allow_hyphen_values = true)]
     pub threshold: Option<f64>,
     /// Run the IP encoder on this device (cpu, cuda, cuda:N).
@@ -490,21 +464,11 @@ pub struct ServeArgs {
     pub device: Option<String>,
 }
 
-/// `ipi-pipeline train`.
+/// SageMaker's IP Insights hyperparameters, by their names, plus ipi's own
+/// `--ip-hash-buckets`, for `train` and `tune`; each one left out keeps its
+/// default.
 #[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// Training pairs: the split's train/, Parquet, or SageMaker entity,ip CSV (path or s3://).
-    #[arg(long, value_name = "URL")]
-    pub train: String,
-    /// Validation pairs, for validation:discriminator_auc after each epoch.
-    #[arg(long, value_name = "URL")]
-    pub validation: Option<String>,
-    /// Test pairs: after training, record the random-address test AUC (the notebook's test).
-    #[arg(long, value_name = "URL")]
-    pub test: Option<String>,
-    /// Where to write model.safetensors and model.json (a directory; path or s3://).
-    #[arg(long, value_name = "URL")]
-    pub model: String,
+pub struct HyperparameterArgs {
     /// Rows of the entity table, about 2x the distinct entities [1, 250000000].
     #[arg(long, value_name = "N")]
     pub num_entity_vectors: Option<u64>,
@@ -541,12 +505,58 @@ pub struct TrainArgs {
     /// Where the dense layers run: cpu, cuda or cuda:N (cuda needs a build with --features cuda).
     #[arg(long)]
     pub device: Option<String>,
-    /// Stop when validation AUC has not improved for this many epochs.
-    #[arg(long, value_name = "EPOCHS", requires = "validation")]
-    pub early_stopping_patience: Option<usize>,
     /// Rows per hashed prefix (/24, /32) of the IP encoder (default 262144).
     #[arg(long, value_name = "ROWS")]
     pub ip_hash_buckets: Option<u32>,
+}
+
+impl HyperparameterArgs {
+    /// Sets each hyperparameter given on the command line.
+    pub fn apply(&self, h: &mut ipi_model::Hyperparameters) {
+        macro_rules! set {
+            ($($name:ident),*) => {$(
+                if let Some(value) = self.$name.clone() {
+                    h.$name = value;
+                }
+            )*};
+        }
+        set!(
+            num_entity_vectors,
+            vector_dim,
+            epochs,
+            mini_batch_size,
+            learning_rate,
+            weight_decay,
+            num_ip_encoder_layers,
+            random_negative_sampling_rate,
+            shuffled_negative_sampling_rate,
+            batch_metrics_publish_interval,
+            seed,
+            device
+        );
+    }
+}
+
+/// `ipi-pipeline train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training pairs: the split's train/, Parquet, or SageMaker entity,ip CSV (path or s3://).
+    #[arg(long, value_name = "URL")]
+    pub train: String,
+    /// Validation pairs, for validation:discriminator_auc after each epoch.
+    #[arg(long, value_name = "URL")]
+    pub validation: Option<String>,
+    /// Test pairs: after training, record the random-address test AUC (the notebook's test).
+    #[arg(long, value_name = "URL")]
+    pub test: Option<String>,
+    /// Where to write model.safetensors and model.json (a directory; path or s3://).
+    #[arg(long, value_name = "URL")]
+    pub model: String,
+    #[command(flatten)]
+    pub hyperparameters: HyperparameterArgs,
+    /// Stop when validation AUC has not improved for this many epochs.
+    #[arg(long, value_name = "EPOCHS", requires = "validation")]
+    pub early_stopping_patience: Option<usize>,
     /// Print model.json on stdout when done.
     #[arg(long)]
     pub json: bool,

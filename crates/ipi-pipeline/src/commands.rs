@@ -257,27 +257,7 @@ async fn split(args: &SplitArgs) -> anyhow::Result<Exit> {
 
 async fn train(args: &TrainArgs) -> anyhow::Result<Exit> {
     let mut h = ipi_model::Hyperparameters::default();
-    macro_rules! set {
-        ($($name:ident),*) => {$(
-            if let Some(value) = args.$name.clone() {
-                h.$name = value;
-            }
-        )*};
-    }
-    set!(
-        num_entity_vectors,
-        vector_dim,
-        epochs,
-        mini_batch_size,
-        learning_rate,
-        weight_decay,
-        num_ip_encoder_layers,
-        random_negative_sampling_rate,
-        shuffled_negative_sampling_rate,
-        batch_metrics_publish_interval,
-        seed,
-        device
-    );
+    args.hyperparameters.apply(&mut h);
     let config = ipi_model::TrainConfig {
         train: args.train.clone(),
         validation: args.validation.clone(),
@@ -285,7 +265,7 @@ async fn train(args: &TrainArgs) -> anyhow::Result<Exit> {
         model: args.model.clone(),
         hyperparameters: h,
         early_stopping_patience: args.early_stopping_patience,
-        ip_hash_buckets: args.ip_hash_buckets,
+        ip_hash_buckets: args.hyperparameters.ip_hash_buckets,
     };
     if let Some(problem) = config.hyperparameters.problems().into_iter().next() {
         return Err(exit::usage(format!(
@@ -364,9 +344,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<Exit> {
 }
 
 async fn promote(args: &PromoteArgs) -> anyhow::Result<Exit> {
-    let latest = ipi_model::registry::promote(&args.model, &args.to).await?;
+    let latest = ipi_model::registry::promote(&args.model, &args.to, args.threshold).await?;
+    let threshold = latest.threshold.map(|t| format!(", flagging above {t}")).unwrap_or_default();
     println!(
-        "{}/{} now names model {} ({})",
+        "{}/{} now names model {} ({}){threshold}",
         args.to.trim_end_matches('/'),
         ipi_model::registry::LATEST,
         latest.model_id,
@@ -419,28 +400,8 @@ async fn tune(args: &TuneArgs) -> anyhow::Result<Exit> {
     config.trials = args.trials;
     config.parallel = args.parallel;
     config.seed = args.search_seed;
-    config.ip_hash_buckets = args.ip_hash_buckets;
-    let h = &mut config.hyperparameters;
-    macro_rules! set {
-        ($($name:ident),*) => {$(
-            if let Some(value) = args.$name.clone() {
-                h.$name = value;
-            }
-        )*};
-    }
-    set!(
-        num_entity_vectors,
-        vector_dim,
-        epochs,
-        mini_batch_size,
-        learning_rate,
-        weight_decay,
-        num_ip_encoder_layers,
-        random_negative_sampling_rate,
-        shuffled_negative_sampling_rate,
-        seed,
-        device
-    );
+    config.ip_hash_buckets = args.hyperparameters.ip_hash_buckets;
+    args.hyperparameters.apply(&mut config.hyperparameters);
     for name in &args.fixed {
         config.space.set(name, None).map_err(|e| exit::usage(format!("--fixed: {e}")))?;
     }

@@ -53,6 +53,9 @@ pub struct ScoreReport {
     pub unseen_entities: u64,
     /// Scored rows flagged (with a threshold).
     pub flagged: u64,
+    /// The `anomaly_score` threshold flagged rows are above: the one asked
+    /// for, else the one the model was promoted with.
+    pub threshold: Option<f64>,
     /// The partitions written (`date=YYYY-MM-DD`, or `""`).
     pub partitions: Vec<String>,
     /// Wall time.
@@ -101,6 +104,8 @@ struct Job<'a> {
     /// Scores partitions written since the current input file began.
     file_partitions: BTreeSet<String>,
     report: ScoreReport,
+    /// Flag at this `anomaly_score`.
+    threshold: Option<f64>,
 }
 
 impl<'a> Job<'a> {
@@ -115,9 +120,16 @@ impl<'a> Job<'a> {
             schema::rejects_schema(),
             WriteMode::ReplacePartitions,
         );
+        let threshold = config.threshold.or(scorer.promoted_threshold());
+        if config.threshold.is_none()
+            && let Some(t) = threshold
+        {
+            tracing::info!(threshold = t, "Flagging at the threshold the model was promoted with.");
+        }
         let report = ScoreReport {
             model_id: scorer.model_id().to_string(),
             output: output.to_string(),
+            threshold,
             ..ScoreReport::default()
         };
         Job {
@@ -130,6 +142,7 @@ impl<'a> Job<'a> {
             partitions: BTreeSet::new(),
             file_partitions: BTreeSet::new(),
             report,
+            threshold,
         }
     }
 
@@ -459,7 +472,7 @@ impl<'a> Job<'a> {
     fn count(&mut self, scores: &Scores) {
         self.report.rows += scores.dot_product.len() as u64;
         self.report.unseen_entities += scores.entity_seen.iter().filter(|s| !**s).count() as u64;
-        if let Some(t) = self.config.threshold {
+        if let Some(t) = self.threshold {
             self.report.flagged +=
                 scores.dot_product.iter().filter(|&&d| f64::from(-d) > t).count() as u64;
         }
@@ -487,7 +500,7 @@ impl<'a> Job<'a> {
         let dot = Float32Array::from(scores.dot_product.clone());
         let anomaly: Float32Array = scores.dot_product.iter().map(|d| Some(-d)).collect();
         let seen = BooleanArray::from(scores.entity_seen.clone());
-        let flagged: BooleanArray = match self.config.threshold {
+        let flagged: BooleanArray = match self.threshold {
             Some(t) => scores.dot_product.iter().map(|&d| Some(f64::from(-d) > t)).collect(),
             None => BooleanArray::new_null(n),
         };

@@ -32,7 +32,8 @@ pub struct ScoreConfig {
     /// Also write `ip_embedding` and `entity_embedding`.
     #[serde(default)]
     pub verbose: bool,
-    /// Flag rows whose `anomaly_score` (= −dot_product) is above this.
+    /// Flag rows whose `anomaly_score` (= −dot_product) is above this
+    /// (default: the threshold a models folder's `latest.json` carries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// Run the IP encoder on this device (`cpu`, `cuda`, `cuda:N`) instead

@@ -27,18 +27,34 @@ pub struct Scores {
 pub struct Scorer {
     model: Arc<Model>,
     model_id: Arc<str>,
+    promoted_threshold: Option<f64>,
 }
 
 impl Scorer {
     /// Loads the model at `url` (`device` overrides its training device).
+    ///
+    /// `url` may be a models folder; the threshold its pointer carries is
+    /// then [`promoted_threshold`](Self::promoted_threshold).
     pub async fn load(url: &str, device: Option<&str>) -> Result<Scorer> {
-        let (model, card) = ipi_model::checkpoint::load(url, device).await?;
-        Ok(Scorer::new(model, &card))
+        let (model, card, latest) = ipi_model::checkpoint::load_promoted(url, device).await?;
+        let mut scorer = Scorer::new(model, &card);
+        scorer.promoted_threshold = latest.and_then(|l| l.threshold);
+        Ok(scorer)
     }
 
     /// A scorer for a model already in memory.
     pub fn new(model: Model, card: &ModelCard) -> Scorer {
-        Scorer { model: Arc::new(model), model_id: card.model_id.as_str().into() }
+        Scorer {
+            model: Arc::new(model),
+            model_id: card.model_id.as_str().into(),
+            promoted_threshold: None,
+        }
+    }
+
+    /// The threshold the model was promoted with, when it was loaded from a
+    /// models folder whose `latest.json` carries one.
+    pub fn promoted_threshold(&self) -> Option<f64> {
+        self.promoted_threshold
     }
 
     /// The model's id (`model.json`'s `model_id`).

@@ -19,6 +19,10 @@ struct PromoteConfig {
     model: String,
     /// The models folder whose `latest.json` is replaced.
     to: String,
+    /// The `anomaly_score` threshold to flag at with this model (the
+    /// evaluate step's `threshold`); scoring with the folder uses it.
+    #[serde(default)]
+    threshold: Option<f64>,
 }
 
 impl StepKind for Promote {
@@ -54,8 +58,9 @@ impl StepKind for Promote {
     ) -> BoxFuture<'a, anyhow::Result<StepReport>> {
         Box::pin(async move {
             let config: PromoteConfig = body.try_into()?;
-            let latest = ipi_model::registry::promote(&config.model, &config.to).await?;
-            tracing::info!(model = %config.model, model_id = %latest.model_id, to = %config.to, "Promoted.");
+            let latest =
+                ipi_model::registry::promote(&config.model, &config.to, config.threshold).await?;
+            tracing::info!(model = %config.model, model_id = %latest.model_id, threshold = ?latest.threshold, to = %config.to, "Promoted.");
             let mut out = StepReport::default();
             let to = config.to.trim_end_matches('/').to_owned();
             out.outputs.insert("output".into(), toml::Value::String(to));
