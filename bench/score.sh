@@ -7,7 +7,8 @@
 # users: 700 MB, about 3.1M lines). The script ingests it once into the
 # events dataset (one file per UTC day), trains a model of the tutorial's
 # size for both tools (num_entity_vectors 20000, vector_dim 128, one 128x128
-# encoder layer: scoring cost depends on the size, not on the weights), and
+# encoder layer, and the peer's hashed prefixes in as many rows as ipi's
+# model has: scoring cost depends on the size, not on the weights), and
 # writes the same (entity, ip) pairs as the headerless CSV the peer reads.
 #
 # Then, alternating ROUNDS times (default 3):
@@ -41,9 +42,11 @@ if [ ! -f "$out/pairs.csv" ]; then
   $ipi --quiet train --train "$out/events" --model "$out/model" --num-entity-vectors 20000 \
       --vector-dim 128 --epochs 1 --mini-batch-size 1000 --learning-rate 0.01 \
       --random-negative-sampling-rate 5 --shuffled-negative-sampling-rate 1 > /dev/null
+  buckets=$($py -c "import json; print(json.load(open('$out/model/model.json'))['ip_encoder']['hash_buckets'])")
   $py -c "import duckdb; duckdb.sql(\"COPY (SELECT entity AS user, ip AS ip_address, timestamp FROM read_parquet('$out/events/**/*.parquet')) TO '$out/peer-train.parquet' (FORMAT parquet)\")"
   $py "$peers/ipinsights_torch.py" "$out/peer-train.parquet" --epochs 1 --batch-size 1000 \
       --vector-dim 128 --num-entity-vectors 20000 --ip-encoder-layers 1 --threads 2 \
+      --ip-buckets "$buckets" \
       --max-train-rows 200000 --val-max 2000 --test-samples 2000 \
       --save "$out/peer-model.pt" > /dev/null
   $py -c "import duckdb; duckdb.sql(\"COPY (SELECT entity, ip FROM read_parquet('$out/events/**/*.parquet')) TO '$out/pairs.csv' (HEADER false)\")"

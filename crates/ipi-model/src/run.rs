@@ -31,7 +31,7 @@ pub struct TrainConfig {
     /// Stop when validation AUC has not improved for this many epochs.
     #[serde(default)]
     pub early_stopping_patience: Option<usize>,
-    /// Rows for each hashed prefix (/24 and /32) of the IP encoder; 2^18
+    /// Rows for each hashed prefix (/24 and /32) of the IP encoder; 2^16
     /// by default. More rows mean fewer collisions and a larger model.
     #[serde(default)]
     pub ip_hash_buckets: Option<u32>,

@@ -505,7 +505,7 @@ pub struct HyperparameterArgs {
     /// Where the dense layers run: cpu, cuda or cuda:N (cuda needs a build with --features cuda).
     #[arg(long)]
     pub device: Option<String>,
-    /// Rows per hashed prefix (/24, /32) of the IP encoder (default 262144).
+    /// Rows per hashed prefix (/24, /32) of the IP encoder (default 65536).
     #[arg(long, value_name = "ROWS")]
     pub ip_hash_buckets: Option<u32>,
 }
