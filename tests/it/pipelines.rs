@@ -121,6 +121,32 @@ fn daily_runs_end_to_end_with_its_defaults() {
             .sum();
         assert_eq!(scored, day_rows, "{scores}");
     }
+
+    // The next morning the week's model is reused: the split is new (its
+    // folder is named by the date), but train ignores its paths; evaluate
+    // and promote run again, on that model.
+    let out = run(ipi(&root)
+        .args(["run", "pipelines/daily.toml", "--param", "date=2099-01-02", "--param"])
+        .arg(format!("store={}", store.display())));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let next_day = std::fs::read_dir(store.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("manifest.json"))
+        .filter(|m| m.exists())
+        .map(|m| read_json(&m))
+        .filter(|m| m["pipeline"] == "daily")
+        .max_by_key(|m| m["run_id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let status = |step: &str| next_day["steps"][step]["status"].as_str().unwrap().to_owned();
+    assert_eq!(next_day["params"]["date"], "2099-01-02", "{next_day}");
+    assert_eq!(status("split"), "succeeded");
+    assert_eq!(status("train"), "cached", "{}", next_day["steps"]["train"]);
+    assert_eq!(status("evaluate"), "succeeded");
+    assert_eq!(status("promote"), "succeeded");
+    let latest = read_json(&store.join("models/latest.json"));
+    assert_eq!(latest["model"], date.to_str().unwrap(), "{latest}");
+    assert!(store.join("evaluations/2099-01-02/report.json").exists());
 }
 
 #[test]

@@ -780,6 +780,17 @@ impl<'a> Loader<'a> {
             }
         }
 
+        if let (Some(policy), Some(v)) = (&b.cache, table.get("cache")) {
+            for key in policy.ignore.iter().filter(|k| !b.template.contains_key(k.as_str())) {
+                self.cx.error(
+                    v.span().start,
+                    Some(step),
+                    Some("cache.ignore".into()),
+                    format!("`cache.ignore` names `{key}`, which this step does not set"),
+                );
+            }
+        }
+
         // The body with params substituted, step outputs left as written.
         b.body = template::map_table(&b.template, &mut Vec::new(), &mut |_, text| {
             if template::is_plain(text) {
@@ -995,7 +1006,7 @@ impl<'a> Loader<'a> {
                 v.span().start,
                 Some(step),
                 Some("cache".into()),
-                "`cache` must be false, true or a table like { expire_after = \"7d\" }",
+                "`cache` must be false, true or a table like { expire_after = \"7d\", ignore = [\"train\"] }",
             );
             return None;
         };
@@ -1005,11 +1016,25 @@ impl<'a> Loader<'a> {
                 "expire_after" => {
                     policy.expire_after = self.envelope_duration(step, "cache.expire_after", item);
                 }
+                "ignore" => {
+                    let keys = item.get_ref().as_array().and_then(|a| {
+                        a.iter().map(|k| k.get_ref().as_str().map(str::to_owned)).collect()
+                    });
+                    match keys {
+                        Some(keys) => policy.ignore = keys,
+                        None => self.cx.error(
+                            item.span().start,
+                            Some(step),
+                            Some("cache.ignore".into()),
+                            "`cache.ignore` must be a list of the step's keys, like [\"train\"]",
+                        ),
+                    }
+                }
                 other => self.cx.error(
                     k.span().start,
                     Some(step),
                     Some(format!("cache.{other}")),
-                    format!("unknown key `{other}` in `cache`; expected: expire_after"),
+                    format!("unknown key `{other}` in `cache`; expected: expire_after, ignore"),
                 ),
             }
         }

@@ -85,9 +85,10 @@ pub struct Step {
     pub(crate) template: toml::Table,
 }
 
-/// `cache = { expire_after = "7d" }` or `cache = false`: whether and for
-/// how long a step's earlier result may be reused. Without `cache`, a step
-/// is reused for as long as its config, inputs and code are unchanged.
+/// `cache = { expire_after = "7d", ignore = ["train"] }` or `cache =
+/// false`: whether and for how long a step's earlier result may be reused.
+/// Without `cache`, a step is reused for as long as its config, inputs and
+/// code are unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachePolicy {
     /// `false` (from `cache = false`): always run the step.
@@ -95,11 +96,18 @@ pub struct CachePolicy {
     /// Reuse an output only while it is younger than this; `None` reuses
     /// it for as long as the step's inputs are unchanged.
     pub expire_after: Option<Duration>,
+    /// Keys of the step's table whose values, and the inputs they name, do
+    /// not decide reuse: a step that trains weekly on the day's split
+    /// ignores `train` (a new path every day), so its result is reused
+    /// until `expire_after`, and the steps after it get that result's
+    /// outputs (the model trained on the day it ran).
+    pub ignore: Vec<String>,
 }
 
 impl Default for CachePolicy {
+    /// The policy when a step says nothing: reuse while nothing changed.
     fn default() -> Self {
-        CachePolicy { enabled: true, expire_after: None }
+        CachePolicy { enabled: true, expire_after: None, ignore: Vec::new() }
     }
 }
 

@@ -75,8 +75,8 @@ pub enum Command {
     /// Run a pipeline file: every step, in dependency order, reusing what is already done.
     #[command(after_help = "\
 A step whose config, input versions and code match an earlier successful run (within its
-`cache.expire_after`), and whose outputs are still as that run left them, is not run again:
-its result is reused. Outputs are committed atomically. Each run takes a lock in the store
+`cache.expire_after`; keys in `cache.ignore` left out), and whose outputs are still as that
+run left them, is not run again: its result is reused. Outputs are committed atomically. Each run takes a lock in the store
 (STORE/runs/_locks/PIPELINE/DATE/), so two runs of the same pipeline and date never overlap:
 the second exits 75 and says who holds it. Everything is recorded in
 STORE/runs/RUN_ID/manifest.json (STORE is the pipeline's `store` param), also when a run

@@ -12,9 +12,12 @@
 //! 3. Cache: when an earlier run with the same kind, resolved config, input
 //!    versions and code version succeeded within `cache.expire_after`, and
 //!    the outputs it wrote are still exactly as it left them, its result is
-//!    reused ([`Status::Cached`]). `--force` and `--only` run steps anyway,
-//!    and so does a step one of whose dependencies ran in this run (it may
-//!    read more than it declares: a report reads the whole store).
+//!    reused ([`Status::Cached`]). Keys named in `cache.ignore`, and the
+//!    inputs they name, are left out of that comparison. `--force` and
+//!    `--only` run steps anyway, and so does a step one of whose
+//!    dependencies ran in this run (it may read more than it declares: a
+//!    report reads the whole store), unless the step reads that dependency
+//!    only through keys its cache ignores.
 //! 4. Otherwise the step runs, up to `retry.attempts` times with
 //!    exponential backoff, but only while it fails with a transient storage
 //!    error ([`is_transient`]): never for invalid config, bad data or a
@@ -160,16 +163,23 @@ pub async fn decide(
     }
     let outs: Vec<Io> =
         io.outputs.into_iter().map(|(key, url)| Io { key, url, version: None }).collect();
-    let key = state::cache_key(&step.uses, &config, &inputs, &ctx.code);
+    // What decides reuse: the config and inputs less the keys `cache.ignore` names.
+    let ignore = step.cache.as_ref().map(|c| c.ignore.as_slice()).unwrap_or_default();
+    let mut key_config = config.clone();
+    if let serde_json::Value::Object(keys) = &mut key_config {
+        keys.retain(|k, _| !ignore.contains(k));
+    }
+    let key_inputs: Vec<Io> = inputs.iter().filter(|i| !ignore.contains(&i.key)).cloned().collect();
+    let key = state::cache_key(&step.uses, &key_config, &key_inputs, &ctx.code);
     let item = each.map(ToString::to_string);
     let verdict = if let Some(why) = forced {
         Verdict::Miss(why.to_owned())
     } else if step.cache.as_ref().is_some_and(|c| !c.enabled) {
         Verdict::Miss("`cache = false`".to_owned())
-    } else if inputs.iter().any(|i| i.version.is_none()) {
+    } else if key_inputs.iter().any(|i| i.version.is_none()) {
         Verdict::Miss("the version of an input could not be told".to_owned())
     } else {
-        verdict(ctx, name, item.as_deref(), &key, &config, &inputs).await
+        verdict(ctx, name, item.as_deref(), &key, &key_config, &key_inputs).await
     };
     Ok(Decision { body, config, inputs, outputs: outs, key, verdict })
 }
@@ -742,8 +752,10 @@ impl Runner<'_, '_> {
         // A step a dependency of which ran again is run again too, even if
         // its declared inputs look the same: it may read more than it
         // declares (a report reads the whole store).
-        let ran = self.ctx.pipeline.steps[name].needs.iter().find(|d| {
+        let step = &self.ctx.pipeline.steps[name];
+        let ran = step.needs.iter().find(|d| {
             self.manifest.steps.get(*d).is_some_and(|r| r.exec.status == Status::Succeeded)
+                && reads_beyond_ignored(step, d)
         });
         let forced = if self.opts.force {
             Some("--force".to_owned())
@@ -924,6 +936,37 @@ impl Runner<'_, '_> {
             warn!(url = %manifest_url, error = %format!("{e:#}"), "Failed to write the run manifest.");
         }
         Ok(RunOutcome { manifest: self.manifest, manifest_url, error })
+    }
+}
+
+/// Whether `step` depends on `dep` other than through keys its cache
+/// ignores: a key that refers to `dep`'s outputs and is not ignored, or no
+/// such key at all (`dep` is only in `needs`).
+fn reads_beyond_ignored(step: &ipi_config::Step, dep: &str) -> bool {
+    let ignore = step.cache.as_ref().map(|c| c.ignore.as_slice()).unwrap_or_default();
+    if ignore.is_empty() {
+        return true;
+    }
+    let needle = format!("${{steps.{dep}.");
+    let mut referred = false;
+    for (key, value) in &step.body {
+        if mentions(value, &needle) {
+            if !ignore.contains(key) {
+                return true;
+            }
+            referred = true;
+        }
+    }
+    !referred
+}
+
+/// Whether any string in `value` contains `needle`.
+fn mentions(value: &toml::Value, needle: &str) -> bool {
+    match value {
+        toml::Value::String(s) => s.contains(needle),
+        toml::Value::Array(items) => items.iter().any(|v| mentions(v, needle)),
+        toml::Value::Table(t) => t.values().any(|v| mentions(v, needle)),
+        _ => false,
     }
 }
 
@@ -1147,6 +1190,48 @@ mod tests {
         assert_eq!(steps["a"].exec.status, Status::Cached);
         assert!(steps["b"].exec.cache.clone().unwrap().reason.contains("expire_after"));
         assert_eq!(steps["c"].exec.cache.clone().unwrap().reason, "`cache = false`");
+    }
+
+    #[tokio::test]
+    async fn ignored_keys_let_a_step_be_reused_across_days() {
+        let (registry, calls) = registry(0, gate);
+        let store = store();
+        let source = format!(
+            "version = 1\nname = \"t\"\n[params]\nstore = {{ type = \"url\", default = \"{store}\" }}\n\
+             day = {{ type = \"string\", default = \"1\" }}\n\
+             [steps.a]\nuses = \"flaky\"\noutput = \"${{params.store}}/a/${{params.day}}\"\n\
+             [steps.b]\nuses = \"flaky\"\ninput = \"${{steps.a.output}}\"\n\
+             output = \"${{params.store}}/b/${{params.day}}\"\n\
+             cache = {{ expire_after = \"7d\", ignore = [\"input\", \"output\"] }}\n\
+             [steps.c]\nuses = \"flaky\"\ninput = \"${{steps.b.output}}\"\n\
+             output = \"${{params.store}}/c/${{params.day}}\"\n"
+        );
+        let load = |day: &str| {
+            let overrides = [("day".to_owned(), day.to_owned())];
+            let opts = ipi_config::LoadOptions::new(&overrides, Utc::now(), &registry);
+            ipi_config::load("t.toml", &source, &opts).unwrap()
+        };
+        let first = run(&load("1"), &registry, Utc::now(), &opts(), None).await.unwrap();
+        assert!(first.error.is_none(), "{:?}", first.error);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // The next day: `a` writes a new day and runs; `b` reads it only
+        // through an ignored key, so day 1's result is reused, and `c` runs
+        // on that result.
+        let out = run(&load("2"), &registry, Utc::now(), &opts(), None).await.unwrap();
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+        let steps = &out.manifest.steps;
+        assert_eq!(steps["a"].exec.status, Status::Succeeded);
+        assert_eq!(steps["b"].exec.status, Status::Cached);
+        assert_eq!(steps["c"].exec.status, Status::Succeeded);
+        assert_eq!(steps["c"].exec.config["input"], format!("{store}/b/1"));
+        // Without `ignore`, the same day-2 run would have run `b` again.
+        let plain = source.replace(", ignore = [\"input\", \"output\"]", "");
+        let overrides = [("day".to_owned(), "2".to_owned())];
+        let opts2 = ipi_config::LoadOptions::new(&overrides, Utc::now(), &registry);
+        let p = ipi_config::load("t.toml", &plain, &opts2).unwrap();
+        let out = run(&p, &registry, Utc::now(), &opts(), None).await.unwrap();
+        assert_eq!(out.manifest.steps["b"].exec.status, Status::Succeeded);
     }
 
     #[tokio::test]

@@ -126,7 +126,10 @@ pub fn schema(registry: &Registry) -> Value {
                 "oneOf": [
                     { "type": "boolean" },
                     { "type": "object", "additionalProperties": false,
-                      "properties": { "expire_after": { "$ref": "#/$defs/duration" } } }
+                      "properties": {
+                          "expire_after": { "$ref": "#/$defs/duration" },
+                          "ignore": { "type": "array", "items": { "type": "string" },
+                                      "description": "Keys of the step (and the inputs they name) that do not decide reuse." } } }
                 ] }),
     );
     defs.insert(

@@ -42,7 +42,11 @@ fn daily_loads() {
     assert_eq!(ingest.line, 20);
     assert_eq!(
         ingest.cache,
-        Some(CachePolicy { enabled: true, expire_after: Some(Duration::from_secs(7 * 86_400)) })
+        Some(CachePolicy {
+            enabled: true,
+            expire_after: Some(Duration::from_secs(7 * 86_400)),
+            ignore: Vec::new()
+        })
     );
     assert_eq!(ingest.retry, Some(RetryPolicy { attempts: 3, backoff: Duration::from_secs(2) }));
     // Envelope keys are not part of the body.

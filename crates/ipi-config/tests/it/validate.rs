@@ -146,7 +146,7 @@ needs = ["c", "zz", 3]
 inputs = ["${steps.a.output}", "${steps.d.outptu}", "${steps.c.output}", "x${oops}"]
 output = "o"
 filter = { method = "GET", status = [200, "ok"] }
-cache = { expire_after = "1w", keep = true }
+cache = { expire_after = "1w", keep = true, ignore = ["output", "nope"] }
 retry = { attempts = 0, backoff = "${steps.a.output}" }
 [steps.d]
 uses = "synth"
@@ -164,8 +164,9 @@ users = -1
             "test.toml:10:54: step `c`: `${steps.c.output}` refers to this step's own output",
             "test.toml:10:76: step `c`: invalid reference `${oops}`: expected `${params.NAME}`, `${steps.STEP.ATTR}`, `${each.NAME}` or `${env.NAME}` (write `$${` for a literal `${`)",
             "test.toml:12:43: step `c`: `filter.status.1`: invalid type: string \"ok\", expected u16",
+            "test.toml:13:9: step `c`: `cache.ignore` names `nope`, which this step does not set",
             "test.toml:13:26: step `c`: `cache.expire_after`: invalid duration `1w`: units are d, h, m and s; expected something like 1d, 12h, 30m, 45s or 1d12h",
-            "test.toml:13:32: step `c`: unknown key `keep` in `cache`; expected: expire_after",
+            "test.toml:13:32: step `c`: unknown key `keep` in `cache`; expected: expire_after, ignore",
             "test.toml:14:22: step `c`: `attempts` must be a whole number from 1 to 4294967295, found the integer 0",
             "test.toml:14:35: step `c`: `retry.backoff` cannot refer to step outputs (`${steps.a.output}`)",
             "test.toml:15:8: step `d`: missing key `output`",
