@@ -421,6 +421,11 @@ pub async fn run(
         Ok(guard) => guard,
         Err(held) => return Err(exit::locked(held.to_string())),
     };
+    if let Some((dead, why)) = guard.taken_over()
+        && dead.run_id != manifest.run_id
+    {
+        abandon(&ctx.state, &dead.run_id, why, &manifest.run_id).await;
+    }
     manifest.lock = Some(guard.url());
     manifest.status = Status::Running;
     manifest.finished_at = None;
@@ -995,6 +1000,48 @@ pub fn exposes_to_toml(
     exposes.iter().filter_map(|(k, v)| Some((k.clone(), state::json_to_toml(v)?))).collect()
 }
 
+/// Marks the manifest of a run that died holding the lock (killed, or its
+/// machine lost) as failed, so that it no longer claims to be running;
+/// `ipi-pipeline retry` can still resume it. Logs, never fails: the run
+/// taking over matters more than the dead one's record.
+async fn abandon(state: &State, run_id: &str, why: &str, by: &str) {
+    let at = state.manifest(run_id);
+    let mut manifest = match state::read_json::<RunManifest>(&at).await {
+        Ok(Some(m)) if m.status == Status::Running => m,
+        Ok(_) => return,
+        Err(error) => {
+            warn!(url = %at, error = %format!("{error:#}"), "Cannot read the manifest of the run whose lock was taken over.");
+            return;
+        }
+    };
+    let now = Utc::now();
+    let error = format!("abandoned: its lock was free ({why}) and run {by} took it over");
+    manifest.status = Status::Failed;
+    manifest.finished_at = Some(now);
+    manifest.error = Some(error.clone());
+    for session in manifest.sessions.iter_mut().filter(|s| s.status == Status::Running) {
+        session.status = Status::Failed;
+        session.finished_at = Some(now);
+    }
+    for record in manifest.steps.values_mut() {
+        let execs =
+            std::iter::once(&mut record.exec).chain(record.items.iter_mut().map(|i| &mut i.exec));
+        for exec in execs.filter(|e| e.status == Status::Running) {
+            exec.status = Status::Failed;
+            exec.finished_at = Some(now);
+            exec.error = Some(error.clone());
+        }
+    }
+    match state::write_json(&at, &manifest).await {
+        Ok(()) => {
+            warn!(%run_id, %why, "Marked a run that died holding the lock as failed; `ipi-pipeline retry {run_id}` resumes it.")
+        }
+        Err(error) => {
+            warn!(url = %at, error = %format!("{error:#}"), "Cannot mark the abandoned run's manifest as failed.")
+        }
+    }
+}
+
 /// Load a run's manifest from a store.
 pub async fn load_manifest(store: &str, run_id: &str) -> anyhow::Result<(RunManifest, String)> {
     let state = State::new(store)?;
@@ -1251,6 +1298,38 @@ mod tests {
         let again = run(&p, &registry, Utc::now(), &opts(), None).await.unwrap();
         assert_eq!(again.manifest.steps["b"].exec.status, Status::Cached);
         assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_run_that_died_holding_the_lock_is_marked_failed_by_the_next() {
+        let (registry, _calls) = registry(0, gate);
+        let store = store();
+        let p = pipeline(&store, &registry, "");
+        // A run that was killed in its step: its manifest says running, and
+        // its lease was never released (here: already expired).
+        let dead = run(&p, &registry, Utc::now(), &opts(), None).await.unwrap().manifest;
+        let (mut m, at) = load_manifest(&store, &dead.run_id).await.unwrap();
+        m.status = Status::Running;
+        m.finished_at = None;
+        m.sessions[0].status = Status::Running;
+        m.steps["a"].exec.status = Status::Running;
+        state::write_json(&Location::parse(&at).unwrap(), &m).await.unwrap();
+        let ctx = Ctx::new(&p, &registry).await.unwrap();
+        let dir = ctx.state.lock_dir(&p.name, &state::lock_key(&p));
+        let lease = Lease::new(&dead.run_id, "run", "t", "all", Duration::ZERO);
+        drop(lock::acquire(&dir, lease, Duration::ZERO).await.unwrap().unwrap());
+
+        let next = run(&p, &registry, Utc::now(), &opts(), None).await.unwrap();
+        assert!(next.error.is_none(), "{:?}", next.error);
+        let (m, _) = load_manifest(&store, &dead.run_id).await.unwrap();
+        assert_eq!(m.status, Status::Failed);
+        let error = m.error.unwrap();
+        assert!(error.contains("abandoned") && error.contains(&next.manifest.run_id), "{error}");
+        assert_eq!(m.sessions[0].status, Status::Failed);
+        assert_eq!(m.steps["a"].exec.status, Status::Failed);
+        // A run that finished is left as it was.
+        let (m, _) = load_manifest(&store, &next.manifest.run_id).await.unwrap();
+        assert_eq!(m.status, Status::Succeeded);
     }
 
     #[tokio::test]

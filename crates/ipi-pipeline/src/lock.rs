@@ -141,9 +141,18 @@ pub struct Guard {
     lease: Lease,
     lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
+    /// The lease this one replaced without its holder releasing it (its
+    /// process died, or it expired), and why it was free.
+    taken_over: Option<(Lease, &'static str)>,
 }
 
 impl Guard {
+    /// The unreleased lease this guard's lease replaced, and why it was
+    /// free: the run that held it died without finishing.
+    pub fn taken_over(&self) -> Option<&(Lease, &'static str)> {
+        self.taken_over.as_ref()
+    }
+
     /// Where the lease is.
     pub fn url(&self) -> String {
         self.location.to_string()
@@ -225,6 +234,7 @@ pub async fn acquire(
 ) -> anyhow::Result<Result<Guard, Held>> {
     for _ in 0..8 {
         let now = Utc::now();
+        let mut taken_over = None;
         let next = match newest(dir).await? {
             None => 0,
             // Deleted under us by a newer holder's clean-up: look again.
@@ -234,6 +244,7 @@ pub async fn acquire(
                 Some(why) => {
                     if !holder.released {
                         tracing::warn!(run_id = %holder.run_id, host = %holder.host, pid = holder.pid, why, "Taking over a run lock that was not released.");
+                        taken_over = Some((holder, why));
                     }
                     n + 1
                 }
@@ -264,7 +275,7 @@ pub async fn acquire(
             lost.clone(),
         ));
         tracing::debug!(url = %location, "Took the run lock.");
-        return Ok(Ok(Guard { location, lease, lost, renewer }));
+        return Ok(Ok(Guard { location, lease, lost, renewer, taken_over }));
     }
     anyhow::bail!("could not take the run lock in {dir}: too much contention")
 }
