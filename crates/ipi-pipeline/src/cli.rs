@@ -237,12 +237,14 @@ Examples:
     Serve(ServeArgs),
     /// Point a models folder's latest.json at a model: score and serve then load the folder.
     #[command(after_help = "\
-The daily pipeline promotes each day's model once it passed its checks; a model that failed
-them is never promoted, so the nightly scoring keeps the last good one. The model is loaded
-(and its tensors checked against its card) before the pointer is replaced, atomically.
+The daily pipeline promotes its model every morning once it passed its checks, with the
+threshold its evaluate step chose; a model that failed them is never promoted, so the
+nightly scoring keeps the last good one. Scoring with the folder flags at the promoted
+threshold unless given --threshold. The model is loaded (and its tensors checked against
+its card) before the pointer is replaced, atomically.
 
 Examples:
-  ipi-pipeline promote --model var/ipi/models/2018-11-13 --to var/ipi/models
+  ipi-pipeline promote --model var/ipi/models/2018-11-13 --to var/ipi/models --threshold 3.4
   ipi-pipeline score --model var/ipi/models --input var/ipi/events/date=2018-11-14 \\
       --output var/ipi/scores")]
     Promote(PromoteArgs),
