@@ -76,9 +76,10 @@ pub enum Command {
     #[command(after_help = "\
 A step whose config, input versions and code match an earlier successful run (within its
 `cache.expire_after`; keys in `cache.ignore` left out), and whose outputs are still as that
-run left them, is not run again: its result is reused. Outputs are committed atomically. Each run takes a lock in the store
-(STORE/runs/_locks/PIPELINE/DATE/), so two runs of the same pipeline and date never overlap:
-the second exits 75 and says who holds it. Everything is recorded in
+run left them, is not run again: its result is reused. Outputs are committed atomically.
+Each run takes a lock in the store (STORE/runs/_locks/PIPELINE/DATE/), so two runs of the
+same pipeline and date never overlap: the second exits 75 and says who holds it. A run that
+takes over the lock of one that died marks that run failed. Everything is recorded in
 STORE/runs/RUN_ID/manifest.json (STORE is the pipeline's `store` param), also when a run
 fails; `ipi-pipeline retry RUN_ID` resumes a failed run.
 
@@ -387,9 +388,9 @@ pub struct TuneArgs {
     /// Seed of the search (training uses --seed).
     #[arg(long, default_value_t = 0)]
     pub search_seed: u64,
-    /// The base hyperparameters (trial 1); a searched one's value is where
-    /// its range comes from only with --space. `num_entity_vectors` is never
-    /// searched, epochs, batch size and weight decay only with --space.
+    // The base hyperparameters: trial 1 trains with them, the other trials
+    // draw the searched ones from their ranges (epochs, batch size and
+    // weight decay only with --space; num_entity_vectors never).
     #[command(flatten)]
     pub hyperparameters: HyperparameterArgs,
     /// Print tune.json on stdout instead of the table.

@@ -104,8 +104,6 @@ struct Job<'a> {
     /// Scores partitions written since the current input file began.
     file_partitions: BTreeSet<String>,
     report: ScoreReport,
-    /// Flag at this `anomaly_score`.
-    threshold: Option<f64>,
 }
 
 impl<'a> Job<'a> {
@@ -142,7 +140,6 @@ impl<'a> Job<'a> {
             partitions: BTreeSet::new(),
             file_partitions: BTreeSet::new(),
             report,
-            threshold,
         }
     }
 
@@ -472,7 +469,7 @@ impl<'a> Job<'a> {
     fn count(&mut self, scores: &Scores) {
         self.report.rows += scores.dot_product.len() as u64;
         self.report.unseen_entities += scores.entity_seen.iter().filter(|s| !**s).count() as u64;
-        if let Some(t) = self.threshold {
+        if let Some(t) = self.report.threshold {
             self.report.flagged +=
                 scores.dot_product.iter().filter(|&&d| f64::from(-d) > t).count() as u64;
         }
@@ -500,7 +497,7 @@ impl<'a> Job<'a> {
         let dot = Float32Array::from(scores.dot_product.clone());
         let anomaly: Float32Array = scores.dot_product.iter().map(|d| Some(-d)).collect();
         let seen = BooleanArray::from(scores.entity_seen.clone());
-        let flagged: BooleanArray = match self.threshold {
+        let flagged: BooleanArray = match self.report.threshold {
             Some(t) => scores.dot_product.iter().map(|&d| Some(f64::from(-d) > t)).collect(),
             None => BooleanArray::new_null(n),
         };
