@@ -7,6 +7,8 @@ The IP Insights model, in candle: which addresses does each entity use?
 * [`ip`]: an address as four rows of a prefix table (/8, /16, hashed /24 and /32).
 * [`model`]: the entity table, the prefix table and the dense IP encoder
   (candle tensors on the chosen device); scoring.
+* [`scoring`]: a trained model with its first encoder layer folded into the
+  prefix table, for scoring many pairs without a matmul per pair.
 * [`sparse`]: the tables and their row-sparse lazy Adam.
 * [`train`]: negative sampling, the step, the epoch loop and its metrics.
 * [`data`]: pairs from the split's Parquet or SageMaker's CSV.
@@ -27,6 +29,7 @@ pub mod metrics;
 pub mod model;
 pub mod registry;
 mod run;
+pub mod scoring;
 pub mod sparse;
 pub mod train;
 
@@ -34,6 +37,7 @@ pub use error::{Error, Result};
 pub use hyper::Hyperparameters;
 pub use model::Model;
 pub use run::{TrainConfig, train};
+pub use scoring::ScoringModel;
 
 #[cfg(test)]
 mod send_probe {

