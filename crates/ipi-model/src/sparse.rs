@@ -155,28 +155,34 @@ impl Table {
     /// pass over the columns puts all their rows' loads in flight at once:
     /// about twice as fast as one bag at a time on a 100 MB table.
     pub fn gather_sum<const K: usize>(&self, rows: &[[u32; K]], out: &mut [f32]) {
+        out.par_chunks_mut(self.dim * 256)
+            .zip(rows.par_chunks(256))
+            .for_each(|(out, rows)| self.gather_sum_here(rows, out));
+    }
+
+    /// [`gather_sum`](Self::gather_sum) on this thread, for callers that
+    /// split the work themselves.
+    pub fn gather_sum_here<const K: usize>(&self, rows: &[[u32; K]], out: &mut [f32]) {
         let dim = self.dim;
-        out.par_chunks_mut(dim * 256).zip(rows.par_chunks(256)).for_each(|(out, rows)| {
-            let mut outs = out.chunks_exact_mut(dim);
-            let mut groups = rows.chunks_exact(GATHER_GROUP);
-            for group in &mut groups {
-                let mut o: [&mut [f32]; GATHER_GROUP] =
-                    std::array::from_fn(|_| outs.next().expect("a row of out per bag"));
-                let bags: [[&[f32]; K]; GATHER_GROUP] =
-                    std::array::from_fn(|j| group[j].map(|r| self.row(r)));
-                for c in 0..dim {
-                    for (o, bag) in o.iter_mut().zip(&bags) {
-                        o[c] = sum_column(bag, c);
-                    }
+        let mut outs = out.chunks_exact_mut(dim);
+        let mut groups = rows.chunks_exact(GATHER_GROUP);
+        for group in &mut groups {
+            let mut o: [&mut [f32]; GATHER_GROUP] =
+                std::array::from_fn(|_| outs.next().expect("a row of out per bag"));
+            let bags: [[&[f32]; K]; GATHER_GROUP] =
+                std::array::from_fn(|j| group[j].map(|r| self.row(r)));
+            for c in 0..dim {
+                for (o, bag) in o.iter_mut().zip(&bags) {
+                    o[c] = sum_column(bag, c);
                 }
             }
-            for (o, bag) in outs.zip(groups.remainder()) {
-                let bag = bag.map(|r| self.row(r));
-                for (c, o) in o.iter_mut().enumerate() {
-                    *o = sum_column(&bag, c);
-                }
+        }
+        for (o, bag) in outs.zip(groups.remainder()) {
+            let bag = bag.map(|r| self.row(r));
+            for (c, o) in o.iter_mut().enumerate() {
+                *o = sum_column(&bag, c);
             }
-        });
+        }
     }
 }
 
