@@ -452,3 +452,81 @@ fn schema_lists_every_step_kind() {
     }
     assert!(schema["$defs"]["step_train"]["properties"]["hyperparameters"].is_object());
 }
+
+/// `runs` lists a store's runs newest first, with the step that failed;
+/// `--failed` and `--pipeline` filter them; `runs RUN_ID` shows one run's
+/// steps and its error.
+#[test]
+fn runs_lists_the_runs_of_a_store_and_shows_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store_param = format!("store={}", store.display());
+    let write = |name: &str, input: &str| {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            format!(
+                r#"version = 1
+name = "{name}"
+[params]
+store = {{ type = "url" }}
+[steps.events]
+uses   = "ingest"
+inputs = ["{input}"]
+output = "${{params.store}}/events-{name}"
+"#
+            ),
+        )
+        .unwrap();
+    };
+    let log = dir.path().join("access.log");
+    std::fs::write(
+        &log,
+        "1.2.3.4 - bob [10/Oct/2018:13:55:36 -0700] \"GET /login_success HTTP/1.1\" 200 7\n",
+    )
+    .unwrap();
+    write("good", &log.display().to_string());
+    write("bad", &dir.path().join("missing.log").display().to_string());
+    let out = run(ipi_pinned(dir.path()).args(["run", "good.toml", "--param", &store_param]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(ipi_pinned(dir.path()).args(["run", "bad.toml", "--param", &store_param]));
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+
+    let list = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let out =
+            run(ipi_pinned(dir.path()).args(["runs", "--json", "--store"]).arg(&store).args(extra));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = list(&[]);
+    let names: Vec<_> = all.iter().map(|r| r["pipeline"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bad", "good"], "newest first");
+    assert_eq!((&all[0]["status"], &all[0]["failed_step"]), (&"failed".into(), &"events".into()));
+    assert!(all[0]["error"].as_str().unwrap().contains("missing.log"), "{}", all[0]);
+    assert_eq!(
+        (&all[1]["status"], &all[1]["failed_step"]),
+        (&"succeeded".into(), &serde_json::Value::Null)
+    );
+    let failed = list(&["--failed"]);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["run_id"], all[0]["run_id"]);
+    assert_eq!(list(&["--pipeline", "good"])[0]["run_id"], all[1]["run_id"]);
+    assert_eq!(list(&["--limit", "1"]).len(), 1);
+
+    // One run's steps, as `run` printed them, and its error.
+    let bad = all[0]["run_id"].as_str().unwrap();
+    let out = run(ipi_pinned(dir.path()).args(["runs", bad, "--store"]).arg(&store));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains(&format!("run {bad} of `bad` FAILED at step `events`")), "{shown}");
+    assert!(shown.contains("error:") && shown.contains("missing.log"), "{shown}");
+    // The human list names the failed step too.
+    let out = run(ipi_pinned(dir.path()).args(["runs", "--store"]).arg(&store));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("FAILED (events)") && table.contains(bad), "{table}");
+    // An unknown run is a usage error that names the store.
+    let out = run(ipi_pinned(dir.path()).args(["runs", "nope", "--store"]).arg(&store));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

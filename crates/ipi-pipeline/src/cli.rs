@@ -108,6 +108,18 @@ Examples:
   ipi-pipeline retry 20181113T023000Z-1a2b3c4d
   ipi-pipeline retry 20181113T023000Z-1a2b3c4d --store s3://security-ml/ipi")]
     Retry(RetryArgs),
+    /// List the runs a store keeps, newest first, or show one run's steps.
+    #[command(after_help = "\
+Each run leaves STORE/runs/RUN_ID/manifest.json behind, also when it failed or was killed.
+The list shows each run's pipeline, status (and the step that failed), start, duration and
+params; with a RUN_ID, that run's steps as `run` printed them, and its error.
+
+Examples:
+  ipi-pipeline runs                                  # the last 20 runs in var/ipi
+  ipi-pipeline runs --failed --pipeline daily        # what needs a retry
+  ipi-pipeline runs 20181113T023000Z-1a2b3c4d        # one run's steps
+  ipi-pipeline runs --store s3://security-ml/ipi --json --limit 100")]
+    Runs(RunsArgs),
     /// Run the `[[tests]]` of pipeline files: one step each, on given input lines or rows.
     #[command(after_help = "\
 Exits 0 when every test passes, 1 when one fails, 78 when a file is invalid.
@@ -787,6 +799,28 @@ pub struct RetryArgs {
     /// How long the run lock lasts unless renewed.
     #[arg(long, value_name = "DURATION", default_value = "30m")]
     pub lock_ttl: String,
+}
+
+/// `ipi-pipeline runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Show this run's steps instead of the list.
+    pub run_id: Option<String>,
+    /// The store the runs kept their state in (the pipelines' `store` param).
+    #[arg(long, value_name = "URL", default_value = "var/ipi", env = "IPI_STORE")]
+    pub store: String,
+    /// Only runs of this pipeline (its `name`).
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Only runs that failed (including ones killed and taken over).
+    #[arg(long)]
+    pub failed: bool,
+    /// At most this many runs, newest first.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// One JSON object per run (with RUN_ID: the whole manifest).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ipi-pipeline test`.

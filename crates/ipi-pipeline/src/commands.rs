@@ -20,6 +20,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Run(args) => crate::runs::run(&registry, &args).await,
         Command::Plan(args) => crate::runs::plan(&registry, &args).await,
         Command::Retry(args) => crate::runs::retry(&registry, &args).await,
+        Command::Runs(args) => crate::runs::runs(&args).await,
         Command::Test(args) => crate::filetests::test(&registry, &args).await,
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&crate::schema::schema(&registry))?);

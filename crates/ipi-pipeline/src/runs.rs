@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use chrono::Utc;
 use ipi_config::LoadOptions;
 
-use crate::cli::{PlanArgs, RetryArgs, RunArgs};
+use crate::cli::{PlanArgs, RetryArgs, RunArgs, RunsArgs};
 use crate::commands::{invalid, load};
 use crate::exec::{self, Ctx, Decision, Outputs, RunOptions, RunOutcome, Verdict};
 use crate::exit::{self, Exit};
@@ -88,13 +88,36 @@ pub async fn retry(registry: &Registry, args: &RetryArgs) -> anyhow::Result<Exit
 /// Print the run's summary (stderr, with the logs); a failed run's error.
 fn finish(outcome: RunOutcome) -> anyhow::Result<Exit> {
     let m = &outcome.manifest;
+    let mut text = describe(m);
+    let _ = writeln!(text, "manifest: {}", outcome.manifest_url);
+    if let Some(error) = outcome.error {
+        let _ = writeln!(
+            text,
+            "resume it with the same params; steps that succeeded are not run again:\n  \
+             ipi-pipeline retry {} --store {}",
+            m.run_id, m.store
+        );
+        eprint!("{text}");
+        return Err(error);
+    }
+    eprint!("{text}");
+    Ok(Exit::Ok)
+}
+
+/// How a run went, in a word or two.
+fn verdict(m: &state::RunManifest) -> String {
     let failed = m.steps.iter().find(|(_, r)| r.exec.status == Status::Failed).map(|(n, _)| n);
-    let verdict = match (m.status, failed) {
+    match (m.status, failed) {
         (Status::Succeeded, _) => "succeeded".to_owned(),
+        (Status::Running | Status::Pending, _) => "running".to_owned(),
         (_, Some(step)) => format!("FAILED at step `{step}`"),
         _ => "FAILED".to_owned(),
-    };
-    let mut text = format!("run {} of `{}` {verdict}\n", m.run_id, m.pipeline);
+    }
+}
+
+/// A run's verdict and one line per step: status, seconds, rows, reuse.
+fn describe(m: &state::RunManifest) -> String {
+    let mut text = format!("run {} of `{}` {}\n", m.run_id, m.pipeline, verdict(m));
     for (name, record) in &m.steps {
         let e = &record.exec;
         let mut note = String::new();
@@ -123,18 +146,137 @@ fn finish(outcome: RunOutcome) -> anyhow::Result<Exit> {
         }
         let _ = writeln!(text, "  {name:<16} {:<8} {:>8.1}s  {note}", e.status.as_str(), e.seconds);
     }
-    let _ = writeln!(text, "manifest: {}", outcome.manifest_url);
-    if let Some(error) = outcome.error {
-        let _ = writeln!(
-            text,
-            "resume it with the same params; steps that succeeded are not run again:\n  \
-             ipi-pipeline retry {} --store {}",
-            m.run_id, m.store
-        );
-        eprint!("{text}");
-        return Err(error);
+    text
+}
+
+/// One run in `ipi-pipeline runs`' list.
+#[derive(Debug, serde::Serialize)]
+struct RunSummary {
+    run_id: String,
+    pipeline: String,
+    status: Status,
+    started_at: chrono::DateTime<Utc>,
+    finished_at: Option<chrono::DateTime<Utc>>,
+    params: indexmap::IndexMap<String, String>,
+    /// The step that failed, if one did.
+    failed_step: Option<String>,
+    error: Option<String>,
+}
+
+/// `ipi-pipeline runs [RUN_ID]`: the runs a store keeps, newest first; or
+/// one run's steps.
+pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
+    if let Some(run_id) = &args.run_id {
+        let (manifest, url) = exec::load_manifest(&args.store, run_id).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+        } else {
+            print!("{}", describe(&manifest));
+            println!("manifest: {url}");
+            if let Some(error) = &manifest.error {
+                println!("error: {error}");
+            }
+        }
+        return Ok(Exit::Ok);
     }
-    eprint!("{text}");
+    let root = ipi_storage::Location::parse(&args.store)?.join("runs");
+    // Hidden names (`_cache`, `_locks`) are not runs.
+    let found = match ipi_storage::list_glob(&root, "*/manifest.json").await {
+        Ok(found) => found,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut summaries = Vec::with_capacity(found.len());
+    for meta in found {
+        let at = root.with_path(meta.location);
+        // A manifest that cannot be read is named, not fatal: the list is
+        // what someone looks at when things went wrong.
+        let m = match state::read_json::<state::RunManifest>(&at).await {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(manifest = %at, error = %e, "Skipping a manifest that cannot be read.");
+                continue;
+            }
+        };
+        if args.pipeline.as_ref().is_some_and(|p| *p != m.pipeline)
+            || (args.failed && m.status != Status::Failed)
+        {
+            continue;
+        }
+        let failed_step =
+            m.steps.iter().find(|(_, r)| r.exec.status == Status::Failed).map(|(n, _)| n.clone());
+        summaries.push(RunSummary {
+            run_id: m.run_id,
+            pipeline: m.pipeline,
+            status: m.status,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+            params: m.params,
+            failed_step,
+            error: m.error,
+        });
+    }
+    summaries.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
+    summaries.truncate(args.limit);
+    if args.json {
+        for s in &summaries {
+            println!("{}", serde_json::to_string(s)?);
+        }
+        return Ok(Exit::Ok);
+    }
+    if summaries.is_empty() {
+        eprintln!("no runs in {root}");
+        return Ok(Exit::Ok);
+    }
+    let mut rows = vec![(
+        ["RUN", "PIPELINE", "STATUS", "STARTED (UTC)", "TOOK", "PARAMS"].map(String::from),
+        None,
+    )];
+    for s in &summaries {
+        let took = s
+            .finished_at
+            .map(|f| format!("{:.1}s", (f - s.started_at).num_milliseconds() as f64 / 1000.0))
+            .unwrap_or_else(|| "-".to_owned());
+        // The params a person tells runs apart by; the store is the same.
+        let params: Vec<String> = s
+            .params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "store")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let status = match (&s.status, &s.failed_step) {
+            (Status::Succeeded, _) => "ok".to_owned(),
+            (Status::Failed, Some(step)) => format!("FAILED ({step})"),
+            (other, _) => other.as_str().to_owned(),
+        };
+        let cells = [
+            s.run_id.clone(),
+            s.pipeline.clone(),
+            status,
+            s.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            took,
+            params.join(" "),
+        ];
+        let error = s.error.as_deref().map(|e| e.lines().next().unwrap_or_default().to_owned());
+        rows.push((cells, error));
+    }
+    let mut widths = [0; 6];
+    for (cells, _) in &rows {
+        for (w, cell) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for (cells, error) in rows {
+        let [run, pipeline, status, started, took, params] = cells;
+        let [w0, w1, w2, w3, w4, _] = widths;
+        println!(
+            "{run:<w0$}  {pipeline:<w1$}  {status:<w2$}  {started:<w3$}  {took:>w4$}  {params}"
+        );
+        if let Some(error) = error {
+            println!("    {error}");
+        }
+    }
     Ok(Exit::Ok)
 }
 
