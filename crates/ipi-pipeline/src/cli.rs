@@ -281,8 +281,10 @@ Examples:
     #[command(after_help = "\
 Trial 1 trains with the base hyperparameters as given (the train flags below, SageMaker's
 defaults otherwise); the other trials draw vector_dim (8-256), learning_rate (1e-4-0.1),
-num_ip_encoder_layers (1-3) and the negative sampling rates (0-10) at random, log-uniform
-where a range spans 10x or more. The objective is the last epoch's
+num_ip_encoder_layers (1-3), random_negative_sampling_rate (1-10: without random-address
+negatives a model cannot tell a foreign address, so 0 is searched only with --space
+random_negative_sampling_rate=0..10) and shuffled_negative_sampling_rate (0-10) at random,
+log-uniform where a range spans 10x or more. The objective is the last epoch's
 validation:discriminator_auc; the winner (ties to the earlier trial, so never worse than trial 1)
 is written to OUTPUT/model and, with --test, measured once on test. Writes OUTPUT/trials.csv
 and OUTPUT/tune.json, and prints the table of trials.
