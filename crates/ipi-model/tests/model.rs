@@ -272,17 +272,29 @@ async fn checkpoints_round_trip_and_refuse_a_mismatch() {
     assert!(err.contains("v99 cannot be read") && err.contains("reads ipi-model v1"), "{err}");
 }
 
+/// `n` (entity row, address) pairs: 50 rows, addresses spread out.
+fn pairs(n: usize) -> (Vec<u32>, Vec<u32>) {
+    let rows = (0..n as u32).map(|i| i % 50).collect();
+    let ips = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    (rows, ips)
+}
+
+/// A [`small`] model with `layers` encoder layers and [`spread`] values.
+fn spread_model(layers: usize) -> Model {
+    let spec = IpEncoderSpec { version: 1, hash_buckets: 1 << 10 };
+    let mut model = Model::new(&small(layers), spec).unwrap();
+    spread(&mut model);
+    model
+}
+
 #[test]
 fn fused_scores_equal_the_dot_of_the_embeddings_bit_for_bit() {
     // More pairs than one scoring step, with 0, 1 and 2 encoder layers;
     // the spread values switch ReLUs on and off.
     let n = 70_001;
-    let ips: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
-    let rows: Vec<u32> = (0..n as u32).map(|i| i % 50).collect();
+    let (rows, ips) = pairs(n);
     for layers in 0..3 {
-        let spec = IpEncoderSpec { version: 1, hash_buckets: 1 << 10 };
-        let mut model = Model::new(&small(layers), spec).unwrap();
-        spread(&mut model);
+        let model = spread_model(layers);
         let scores = model.score(&rows, &ips).unwrap();
         let (e, h) = model.embeddings(&rows, &ips).unwrap();
         let dim = model.dim();
@@ -303,12 +315,9 @@ fn a_folded_model_scores_as_the_model_does() {
     // scores and IP vectors agree with the model's to rounding, and the
     // folded scores are still exactly the dot of the folded embeddings.
     let n = 20_001;
-    let ips: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
-    let rows: Vec<u32> = (0..n as u32).map(|i| i % 50).collect();
+    let (rows, ips) = pairs(n);
     for layers in 0..3 {
-        let spec = IpEncoderSpec { version: 1, hash_buckets: 1 << 10 };
-        let mut model = Model::new(&small(layers), spec).unwrap();
-        spread(&mut model);
+        let model = spread_model(layers);
         let want = model.score(&rows, &ips).unwrap();
         let (want_e, want_h) = model.embeddings(&rows, &ips).unwrap();
         let dim = model.dim();
