@@ -52,6 +52,12 @@ impl IpEncoderSpec {
         self.sizes().iter().map(|&n| n as usize).sum()
     }
 
+    /// The four rows of each address's prefixes: the bags a prefix table
+    /// sums ([`Table::gather_sum`](crate::sparse::Table::gather_sum)).
+    pub fn bags(&self, ips: &[u32]) -> Vec<[u32; 4]> {
+        ips.iter().map(|&ip| self.rows_of(ip)).collect()
+    }
+
     /// The four rows of `ip`'s prefixes.
     #[inline]
     pub fn rows_of(&self, ip: u32) -> [u32; 4] {

@@ -118,9 +118,8 @@ impl Model {
 
     /// The encoder's input for each address: its summed prefix rows.
     pub fn ip_inputs(&self, ips: &[u32]) -> Vec<f32> {
-        let bags: Vec<[u32; 4]> = ips.iter().map(|&ip| self.ip_spec.rows_of(ip)).collect();
         let mut x = vec![0.0; ips.len() * self.dim()];
-        self.ip_table.gather_sum(&bags, &mut x);
+        self.ip_table.gather_sum(&self.ip_spec.bags(ips), &mut x);
         x
     }
 
@@ -216,7 +215,7 @@ impl Model {
 
 /// Pairs scored per step of [`Model::score`]: its buffers (4 MiB at 128
 /// floats) are reused by the allocator instead of mapped and faulted in anew.
-const SCORE_CHUNK: usize = 8192;
+pub(crate) const SCORE_CHUNK: usize = 8192;
 
 /// Runs `f` on a contiguous f32 CPU tensor's values where they lie (a
 /// copy only for another layout or device).

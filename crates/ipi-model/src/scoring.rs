@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use crate::Result;
 use crate::ip::IpEncoderSpec;
-use crate::model::{Dense, Model, dot, relu_dot};
+use crate::model::{Dense, Model, SCORE_CHUNK, dot, relu_dot};
 use crate::sparse::Table;
 
 /// Rows of the prefix table a parallel task folds.
@@ -37,10 +37,6 @@ const FOLD_ROWS: usize = 1024;
 /// inputs (32 KiB at 128 floats) stay in cache between the gather and the
 /// dot product, and the allocator reuses the buffer.
 const FUSED_PAIRS: usize = 64;
-
-/// Pairs scored per step: the buffers (4 MiB at 128 floats) are reused by
-/// the allocator instead of mapped and faulted in anew.
-const SCORE_CHUNK: usize = 8192;
 
 /// A model that scores pairs; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -59,8 +55,7 @@ pub struct ScoringModel {
 }
 
 impl ScoringModel {
-    /// Fold `model`'s first encoder layer into its prefix table. The
-    /// model's prefix table is dropped as its folded copy is built.
+    /// Fold `model`'s first encoder layer into its prefix table, in place.
     pub fn new(model: Model) -> Result<ScoringModel> {
         let Model { ip_spec, entity_table, ip_table, layers, device, entity_trained, .. } = model;
         // A loaded model's tables share the buffer its file was read into.
@@ -107,9 +102,8 @@ impl ScoringModel {
     /// The first layer's pre-activation for each address: its four folded
     /// rows, summed.
     fn first_layer_input(&self, ips: &[u32]) -> Vec<f32> {
-        let bags: Vec<[u32; 4]> = ips.iter().map(|&ip| self.ip_spec.rows_of(ip)).collect();
         let mut z = vec![0.0; ips.len() * self.dim()];
-        self.folded.gather_sum(&bags, &mut z);
+        self.folded.gather_sum(&self.ip_spec.bags(ips), &mut z);
         z
     }
 
@@ -132,23 +126,14 @@ impl ScoringModel {
         let mut out = Vec::with_capacity(ips.len());
         for (rows, ips) in entity_rows.chunks(SCORE_CHUNK).zip(ips.chunks(SCORE_CHUNK)) {
             match (&self.first_bias, self.rest.is_empty()) {
-                // No encoder layers: the IP vector is the summed prefix rows.
-                (None, _) => out.par_extend(
-                    self.first_layer_input(ips)
-                        .par_chunks(dim)
-                        .zip(rows.par_iter())
-                        .map(|(h, &r)| dot(self.entity_table.row(r), h)),
-                ),
                 // One layer: each task gathers a few pairs' folded rows into
                 // a buffer that stays in cache, then adds the bias, applies
                 // the ReLU and takes the dot product in one pass.
                 (Some(bias), true) => out.par_extend(
                     ips.par_chunks(FUSED_PAIRS).zip(rows.par_chunks(FUSED_PAIRS)).flat_map_iter(
                         |(ips, rows)| {
-                            let bags: Vec<[u32; 4]> =
-                                ips.iter().map(|&ip| self.ip_spec.rows_of(ip)).collect();
                             let mut z = vec![0.0; ips.len() * dim];
-                            self.folded.gather_sum_here(&bags, &mut z);
+                            self.folded.gather_sum_here(&self.ip_spec.bags(ips), &mut z);
                             z.chunks_exact(dim)
                                 .zip(rows)
                                 .map(|(z, &r)| relu_dot(self.entity_table.row(r), z, bias))
@@ -156,16 +141,13 @@ impl ScoringModel {
                         },
                     ),
                 ),
-                (Some(_), false) => {
-                    let mut z = self.first_layer_input(ips);
-                    self.activate_first(&mut z);
-                    let h = self.run_rest(z, ips.len())?;
-                    out.par_extend(
-                        h.par_chunks(dim)
-                            .zip(rows.par_iter())
-                            .map(|(h, &r)| dot(self.entity_table.row(r), h)),
-                    );
-                }
+                // No layers, or more than one: the IP vectors, then the dot.
+                _ => out.par_extend(
+                    self.ip_vectors(ips)?
+                        .par_chunks(dim)
+                        .zip(rows.par_iter())
+                        .map(|(h, &r)| dot(self.entity_table.row(r), h)),
+                ),
             }
         }
         Ok(out)
@@ -184,14 +166,20 @@ impl ScoringModel {
     /// each `[n, dim]` on the host; a pair's [`score`](Self::score) is their
     /// [`dot`].
     pub fn embeddings(&self, entity_rows: &[u32], ips: &[u32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let h = self.ip_vectors(ips)?;
+        let mut e = vec![0.0; entity_rows.len() * self.dim()];
+        self.entity_table.gather(entity_rows, &mut e);
+        Ok((e, h))
+    }
+
+    /// The IP vectors of `ips`, `[n, dim]` on the host.
+    fn ip_vectors(&self, ips: &[u32]) -> Result<Vec<f32>> {
         let mut h = self.first_layer_input(ips);
         self.activate_first(&mut h);
         if !self.rest.is_empty() {
             h = self.run_rest(h, ips.len())?;
         }
-        let mut e = vec![0.0; entity_rows.len() * self.dim()];
-        self.entity_table.gather(entity_rows, &mut e);
-        Ok((e, h))
+        Ok(h)
     }
 }
 

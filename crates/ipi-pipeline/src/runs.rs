@@ -104,10 +104,14 @@ fn finish(outcome: RunOutcome) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The step of a run that failed, if one did.
+fn failed_step(m: &state::RunManifest) -> Option<&str> {
+    m.steps.iter().find(|(_, r)| r.exec.status == Status::Failed).map(|(n, _)| n.as_str())
+}
+
 /// How a run went, in a word or two.
 fn verdict(m: &state::RunManifest) -> String {
-    let failed = m.steps.iter().find(|(_, r)| r.exec.status == Status::Failed).map(|(n, _)| n);
-    match (m.status, failed) {
+    match (m.status, failed_step(m)) {
         (Status::Succeeded, _) => "succeeded".to_owned(),
         (Status::Running | Status::Pending, _) => "running".to_owned(),
         (_, Some(step)) => format!("FAILED at step `{step}`"),
@@ -204,8 +208,7 @@ pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
         {
             continue;
         }
-        let failed_step =
-            m.steps.iter().find(|(_, r)| r.exec.status == Status::Failed).map(|(n, _)| n.clone());
+        let failed_step = failed_step(&m).map(str::to_owned);
         summaries.push(RunSummary {
             run_id: m.run_id,
             pipeline: m.pipeline,
@@ -246,7 +249,6 @@ pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let status = match (&s.status, &s.failed_step) {
-            (Status::Succeeded, _) => "ok".to_owned(),
             (Status::Failed, Some(step)) => format!("FAILED ({step})"),
             (other, _) => other.as_str().to_owned(),
         };
