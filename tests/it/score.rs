@@ -7,9 +7,12 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
+use arrow_array::{
+    ArrayRef, Float32Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use ipi_storage::{Dataset, DatasetWriter, Location, WriteMode};
+use futures::TryStreamExt;
+use ipi_storage::{Dataset, DatasetWriter, Location, ReadOptions, WriteMode, read_parquet};
 
 use crate::s3::s3_prefix;
 use crate::util::{ipi, run, test_python, text};
@@ -115,6 +118,24 @@ fn write_events(url: &str) {
     });
 }
 
+/// One day of a committed dataset, its files in order, as one batch, and
+/// the files' paths.
+fn read_day(root: &Location, day: &str) -> (RecordBatch, Vec<String>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let dataset = Dataset::open(root).await.unwrap();
+        let mut batches = Vec::new();
+        let mut names = Vec::new();
+        for file in dataset.files().iter().filter(|f| f.partition == day) {
+            names.push(file.path.clone());
+            let options = ReadOptions::default().with_file_size(file.size);
+            let stream = read_parquet(&file.location, &options).await.unwrap();
+            batches.extend(stream.try_collect::<Vec<_>>().await.unwrap());
+        }
+        (arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap(), names)
+    })
+}
+
 fn score_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let out = run(ipi(dir).arg("score").args(args).arg("--json"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -208,6 +229,41 @@ fn score_events_by_day_locally_and_rescore_replaces_the_day() {
             lines.push(std::fs::read_to_string(files[0].path()).unwrap().lines().count());
         }
         assert_eq!(lines, [98, 50], "batch rows {batch_rows}");
+    }
+
+    // The scores dataset has each row's columns and the score the
+    // responses have: day 2's columns were carried over unchanged (every
+    // row scored), day 1's were decoded and written again (it has rejects).
+    let scores = Location::parse(store.join("scores").to_str().unwrap()).unwrap();
+    for (day, rows) in [("date=2018-11-12", 98), ("date=2018-11-13", 50)] {
+        let dir = dir.path().join("responses-65536").join(day);
+        let file = std::fs::read_dir(&dir).unwrap().flatten().next().unwrap().path();
+        let response: Vec<f32> = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["dot_product"]
+                    .as_f64()
+                    .unwrap() as f32
+            })
+            .collect();
+        let (scored, names) = read_day(&scores, day);
+        assert_eq!(scored.num_rows(), rows, "{day}");
+        // Carried files are named `part-<txn>-c<n>.parquet`.
+        let carried = names.iter().all(|n| n.contains("-c0"));
+        assert_eq!(carried, day == "date=2018-11-13", "{names:?}");
+        let dot = scored["dot_product"].as_any().downcast_ref::<Float32Array>().unwrap();
+        assert_eq!(dot.values().to_vec(), response, "{day}");
+        let (events, _) = read_day(&Location::parse(events.to_str().unwrap()).unwrap(), day);
+        let keep: Vec<usize> = match day {
+            "date=2018-11-12" => (2..100).collect(),
+            _ => (0..50).collect(),
+        };
+        let indices = UInt32Array::from_iter_values(keep.iter().map(|&i| i as u32));
+        for (i, field) in events.schema().fields().iter().enumerate() {
+            let expected = arrow::compute::take(events.column(i), &indices, None).unwrap();
+            assert_eq!(&expected, &scored[field.name().as_str()], "{day} {}", field.name());
+        }
     }
 
     // DuckDB, an independent reader, sees the columns and their meaning.
@@ -403,10 +459,8 @@ fn large_bodies_are_streamed_in_pieces_with_the_same_results() {
             let dataset = Dataset::open(&root).await.unwrap();
             let mut lines = Vec::new();
             for f in dataset.files() {
-                let mut stream =
-                    ipi_storage::read_parquet(&f.location, &Default::default()).await.unwrap();
-                while let Some(batch) = futures::TryStreamExt::try_next(&mut stream).await.unwrap()
-                {
+                let mut stream = read_parquet(&f.location, &Default::default()).await.unwrap();
+                while let Some(batch) = TryStreamExt::try_next(&mut stream).await.unwrap() {
                     let column = batch.column_by_name("line").unwrap();
                     let column =
                         column.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap();

@@ -26,8 +26,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use ipi_core::schema::{self, events};
 use ipi_storage::{
-    Dataset, DatasetWriter, Location, ReadOptions, Upload, WriteMode, WriterOptions, expand,
-    get_bytes, get_stream, read_parquet,
+    CarrySink, Dataset, DatasetWriter, Location, ParquetSource, ReadOptions, RowGroup, Upload,
+    WriteMode, WriterOptions, expand, get_bytes, get_stream, read_parquet,
 };
 use serde::Serialize;
 
@@ -103,6 +103,9 @@ struct Job<'a> {
     partitions: BTreeSet<String>,
     /// Scores partitions written since the current input file began.
     file_partitions: BTreeSet<String>,
+    /// The scores files being carried into, by partition
+    /// ([`row_group`](Self::row_group)).
+    carried: BTreeMap<String, CarrySink>,
     report: ScoreReport,
 }
 
@@ -139,6 +142,7 @@ impl<'a> Job<'a> {
             rejects,
             partitions: BTreeSet::new(),
             file_partitions: BTreeSet::new(),
+            carried: BTreeMap::new(),
             report,
         }
     }
@@ -181,8 +185,15 @@ impl<'a> Job<'a> {
         // A task reads and decodes ahead (on another thread), while this
         // one scores, and the writer's tasks encode what was scored.
         let (sender, mut batches) = tokio::sync::mpsc::channel(READ_AHEAD_BATCHES);
-        let reader =
-            tokio::spawn(read_ahead(dataset.files().to_vec(), self.config.batch_rows, sender));
+        // Without `accept`, the input's columns are carried into the scores
+        // files where they can be, not decoded and encoded again.
+        let carry = self.accept.is_none();
+        let reader = tokio::spawn(read_ahead(
+            dataset.files().to_vec(),
+            self.config.batch_rows,
+            carry,
+            sender,
+        ));
         let files = dataset.files();
         // With `accept`, each file's response, uploaded as it is scored.
         let mut responses: Option<Responses> = None;
@@ -190,12 +201,16 @@ impl<'a> Job<'a> {
             let mut first_line = 1u64;
             while let Some(read) = batches.recv().await {
                 let (index, batch) = match read {
-                    Ok(Read::Batch(index, batch)) => (index, batch),
+                    Ok(Read::Batch(index, batch)) => (index, Either::Batch(batch)),
+                    Ok(Read::RowGroup(index, group, projected)) => {
+                        (index, Either::RowGroup(group, projected))
+                    }
                     Ok(Read::EndOfFile(index)) => {
                         first_line = 1;
+                        let next = files.get(index + 1).map(|f| f.partition.as_str());
+                        self.close_carried(next).await?;
                         // The next file is usually another day: let this
                         // one's files finish while the next is scored.
-                        let next = files.get(index + 1).map(|f| f.partition.as_str());
                         for partition in std::mem::take(&mut self.file_partitions) {
                             if Some(partition.as_str()) != next
                                 && let Some((_, writer)) = &mut self.scores
@@ -228,9 +243,17 @@ impl<'a> Job<'a> {
                 } else {
                     day.clone().unwrap_or_else(|| source_partition(&source))
                 };
-                let n = batch.num_rows() as u64;
-                self.table_batch(&source, first_line, &batch, &fallback, &mut responses).await?;
-                first_line += n;
+                first_line += match batch {
+                    Either::Batch(batch) => {
+                        self.table_batch(&source, first_line, &batch, &fallback, &mut responses)
+                            .await?;
+                        batch.num_rows() as u64
+                    }
+                    Either::RowGroup(group, projected) => {
+                        self.row_group(&source, first_line, &group, &projected, &fallback).await?;
+                        group.num_rows() as u64
+                    }
+                };
             }
             Ok(())
         }
@@ -262,45 +285,8 @@ impl<'a> Job<'a> {
         let n = batch.num_rows();
         self.report.rows_in += n as u64;
         let input = Input::of(source, batch)?;
-        let mut keep = Vec::with_capacity(n);
-        let mut rows = Vec::with_capacity(n);
-        let mut ips = Vec::with_capacity(n);
-        let mut rejects = Rejects::default();
-        for i in 0..n {
-            let entity = input.entity.is_valid(i).then(|| input.entity.value(i));
-            let ip = input.ipv4(i);
-            let checked = match ip {
-                Some(ip) if entity.is_some_and(|e| !e.trim().is_empty()) => Ok(ip),
-                _ => codec::validate(entity, input.ip_text(i).as_bytes())
-                    .and(Err(RejectReason::InvalidIp)),
-            };
-            let checked = checked.and_then(|ip| match &input.micros {
-                Some(ts) if ts.is_null(i) => Err(RejectReason::Malformed),
-                _ => Ok(ip),
-            });
-            match checked {
-                Ok(ip) => {
-                    keep.push(true);
-                    rows.push(self.scorer.entity_row(entity.unwrap_or_default()));
-                    ips.push(ip);
-                }
-                Err(reason) => {
-                    keep.push(false);
-                    let partition = match &input.micros {
-                        Some(ts) if ts.is_valid(i) => date_partition(ts.value(i)),
-                        _ => fallback_partition.to_string(),
-                    };
-                    let raw = format!("{},{}", entity.unwrap_or_default(), input.ip_text(i));
-                    rejects.push(
-                        partition,
-                        source,
-                        first_line + i as u64,
-                        reason.as_str(),
-                        raw.as_bytes(),
-                    );
-                }
-            }
-        }
+        let Checked { keep, rows, ips, rejects } =
+            self.check(&input, source, first_line, fallback_partition);
         self.write_rejects(rejects).await?;
         if ips.is_empty() {
             return Ok(());
@@ -343,6 +329,158 @@ impl<'a> Job<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// Which rows of `input` can be scored (their entity rows and
+    /// addresses), and the others as rejects with their reasons.
+    fn check(
+        &self,
+        input: &Input,
+        source: &str,
+        first_line: u64,
+        fallback_partition: &str,
+    ) -> Checked {
+        let n = input.entity.len();
+        let mut checked = Checked {
+            keep: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
+            ips: Vec::with_capacity(n),
+            rejects: Rejects::default(),
+        };
+        for i in 0..n {
+            let entity = input.entity.is_valid(i).then(|| input.entity.value(i));
+            let ip = input.ipv4(i);
+            let valid = match ip {
+                Some(ip) if entity.is_some_and(|e| !e.trim().is_empty()) => Ok(ip),
+                _ => codec::validate(entity, input.ip_text(i).as_bytes())
+                    .and(Err(RejectReason::InvalidIp)),
+            };
+            let valid = valid.and_then(|ip| match &input.micros {
+                Some(ts) if ts.is_null(i) => Err(RejectReason::Malformed),
+                _ => Ok(ip),
+            });
+            match valid {
+                Ok(ip) => {
+                    checked.keep.push(true);
+                    checked.rows.push(self.scorer.entity_row(entity.unwrap_or_default()));
+                    checked.ips.push(ip);
+                }
+                Err(reason) => {
+                    checked.keep.push(false);
+                    let partition = match &input.micros {
+                        Some(ts) if ts.is_valid(i) => date_partition(ts.value(i)),
+                        _ => fallback_partition.to_string(),
+                    };
+                    let raw = format!("{},{}", entity.unwrap_or_default(), input.ip_text(i));
+                    checked.rejects.push(
+                        partition,
+                        source,
+                        first_line + i as u64,
+                        reason.as_str(),
+                        raw.as_bytes(),
+                    );
+                }
+            }
+        }
+        checked
+    }
+
+    /// Scores one row group of an events file, carrying its columns into
+    /// the scores file unchanged (see [`ipi_storage::CarrySink`]) when it
+    /// can: every row scores, all are of one day, and the file's columns
+    /// are the scores dataset's first ones. Otherwise its batches go the
+    /// ordinary way ([`table_batch`](Self::table_batch)).
+    async fn row_group(
+        &mut self,
+        source: &str,
+        first_line: u64,
+        group: &RowGroup,
+        projected: &RecordBatch,
+        fallback_partition: &str,
+    ) -> Result<()> {
+        let n = group.num_rows();
+        let scores_schema = self.open_scores(group.schema()).await?;
+        let carried = group.schema().fields().len();
+        let input = Input::of(source, projected)?;
+        let checked = self.check(&input, source, first_line, fallback_partition);
+        let day = match &input.micros {
+            Some(micros) if n > 0 && micros.null_count() == 0 => {
+                let day = micros.value(0).div_euclid(MICROS_PER_DAY);
+                micros.values().iter().all(|m| m.div_euclid(MICROS_PER_DAY) == day).then_some(day)
+            }
+            _ => None,
+        };
+        let same_columns =
+            scores_schema.fields().get(..carried) == Some(&group.schema().fields()[..]);
+        let sink = match day {
+            Some(day) if same_columns && checked.rows.len() == n => {
+                let partition = date_partition(day * MICROS_PER_DAY);
+                self.carry_sink(&partition, carried, group)?.map(|sink| (partition, sink))
+            }
+            _ => None,
+        };
+        let Some((partition, mut sink)) = sink else {
+            // The ordinary way, batch by batch, from the bytes in memory.
+            let mut line = first_line;
+            for batch in group.read(None, self.config.batch_rows)? {
+                let batch = batch?;
+                let rows = batch.num_rows() as u64;
+                self.table_batch(source, line, &batch, fallback_partition, &mut None).await?;
+                line += rows;
+            }
+            return Ok(());
+        };
+        self.report.rows_in += n as u64;
+        let scores =
+            self.scorer.score_blocking(checked.rows, checked.ips, self.config.verbose).await?;
+        self.count(&scores);
+        let extra_schema = Arc::new(Schema::new(scores_schema.fields()[carried..].to_vec()));
+        let extra = RecordBatch::try_new(extra_schema, self.score_columns(&scores, n)?)?;
+        let appended = sink.append(group, &extra).await;
+        self.carried.insert(partition.clone(), sink);
+        appended?;
+        self.partitions.insert(partition.clone());
+        self.file_partitions.insert(partition);
+        Ok(())
+    }
+
+    /// The carried scores file of `partition` (started at its first row
+    /// group), when `group`'s columns can be carried into it.
+    fn carry_sink(
+        &mut self,
+        partition: &str,
+        carried: usize,
+        group: &RowGroup,
+    ) -> Result<Option<CarrySink>> {
+        let sink = match self.carried.remove(partition) {
+            Some(sink) => sink,
+            None => {
+                let (_, writer) =
+                    self.scores.as_mut().ok_or_else(|| Error::Task("no writer".into()))?;
+                writer.carry(partition, carried)?
+            }
+        };
+        if sink.accepts(group) {
+            return Ok(Some(sink));
+        }
+        // Columns of the same Arrow types but other Parquet ones (another
+        // writer's choices), or no page index where the file's first row
+        // group had one: decoded and written instead.
+        self.carried.insert(partition.to_string(), sink);
+        Ok(None)
+    }
+
+    /// Closes the carried scores files of the partitions not in `keep`.
+    async fn close_carried(&mut self, keep: Option<&str>) -> Result<()> {
+        let done: Vec<String> =
+            self.carried.keys().filter(|p| Some(p.as_str()) != keep).cloned().collect();
+        for partition in done {
+            let Some(sink) = self.carried.remove(&partition) else { continue };
+            let (_, writer) =
+                self.scores.as_mut().ok_or_else(|| Error::Task("no writer".into()))?;
+            writer.add_carried(sink).await?;
+        }
+        Ok(())
     }
 
     /// Request bodies: every object the input names. CSV and JSON Lines
@@ -493,7 +631,19 @@ impl<'a> Job<'a> {
     /// `batch`'s columns plus the score columns.
     async fn scored_batch(&mut self, batch: &RecordBatch, scores: &Scores) -> Result<RecordBatch> {
         let schema = self.open_scores(batch.schema().as_ref()).await?;
-        let n = batch.num_rows();
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.extend(self.score_columns(scores, batch.num_rows())?);
+        if columns.len() != schema.fields().len() {
+            return Err(Error::Input {
+                url: self.config.input.clone(),
+                reason: "the input's files do not all have the same columns".into(),
+            });
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// The columns the scores dataset adds to the input's, for `n` rows.
+    fn score_columns(&self, scores: &Scores, n: usize) -> Result<Vec<ArrayRef>> {
         let dot = Float32Array::from(scores.dot_product.clone());
         let anomaly: Float32Array = scores.dot_product.iter().map(|d| Some(-d)).collect();
         let seen = BooleanArray::from(scores.entity_seen.clone());
@@ -503,14 +653,13 @@ impl<'a> Job<'a> {
         };
         let model_id =
             StringArray::from_iter_values(std::iter::repeat_n(self.scorer.model_id(), n));
-        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        columns.extend([
-            Arc::new(dot) as ArrayRef,
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(dot),
             Arc::new(anomaly),
             Arc::new(seen),
             Arc::new(flagged),
             Arc::new(model_id),
-        ]);
+        ];
         if self.config.verbose {
             let dim = self.scorer.dim() as i32;
             let item = Arc::new(Field::new("item", DataType::Float32, false));
@@ -524,13 +673,7 @@ impl<'a> Job<'a> {
                 )?));
             }
         }
-        if columns.len() != schema.fields().len() {
-            return Err(Error::Input {
-                url: self.config.input.clone(),
-                reason: "the input's files do not all have the same columns".into(),
-            });
-        }
-        Ok(RecordBatch::try_new(schema, columns)?)
+        Ok(columns)
     }
 
     async fn write_scores(&mut self, partition: &str, batch: &RecordBatch) -> Result<()> {
@@ -551,6 +694,7 @@ impl<'a> Job<'a> {
     }
 
     async fn finish(mut self, started: Instant) -> Result<ScoreReport> {
+        self.close_carried(None).await?;
         for partition in &self.partitions {
             if partition.starts_with("date=") || partition.starts_with("source_id=") {
                 self.rejects.mark_written(partition.as_str())?;
@@ -672,20 +816,70 @@ const READ_AHEAD_BATCHES: usize = 2;
 enum Read {
     /// A batch of the file with this index.
     Batch(usize, RecordBatch),
+    /// A row group of the file with this index, and the columns scoring
+    /// reads decoded from it ([`scoring_columns_of`]).
+    RowGroup(usize, Box<RowGroup>, RecordBatch),
     /// The file with this index has no more batches.
     EndOfFile(usize),
 }
 
+/// One read of a table input: a batch, or a row group that may be carried.
+enum Either {
+    Batch(RecordBatch),
+    RowGroup(Box<RowGroup>, RecordBatch),
+}
+
+/// The columns scoring reads from an events row group: `ip` only when
+/// there is no `ipv4` (a row without `ipv4` is a reject, and its row group
+/// is then read whole anyway).
+fn scoring_columns_of(schema: &Schema) -> Vec<&'static str> {
+    let ip =
+        if schema.column_with_name(events::IPV4).is_some() { events::IPV4 } else { events::IP };
+    vec![events::TIMESTAMP, events::ENTITY, ip]
+}
+
+/// Row groups larger than this (compressed) are streamed batch by batch
+/// rather than held whole to be carried: memory stays bounded whatever
+/// wrote the input (ingest's are about 20 MB a million rows).
+const MAX_CARRIED_ROW_GROUP: u64 = 64 << 20;
+
 /// Reads `files` in order into `sender`, stopping at the first error (which
-/// it sends) or when the receiver is gone.
+/// it sends) or when the receiver is gone. With `carry`, the files whose
+/// row groups all fit in [`MAX_CARRIED_ROW_GROUP`] are read a row group at a
+/// time ([`Read::RowGroup`]); the others a batch at a time.
 async fn read_ahead(
     files: Vec<ipi_storage::DataFile>,
     batch_rows: usize,
+    carry: bool,
     sender: tokio::sync::mpsc::Sender<Result<Read>>,
 ) {
     for (index, file) in files.iter().enumerate() {
-        let options = ReadOptions::default().with_batch_size(batch_rows).with_file_size(file.size);
         let read = async {
+            if carry {
+                let source = ParquetSource::open(&file.location, Some(file.size)).await?;
+                let fits = (0..source.num_row_groups())
+                    .all(|i| source.row_group_bytes(i) <= MAX_CARRIED_ROW_GROUP);
+                if fits && source.schema().column_with_name(events::ENTITY).is_some() {
+                    let columns = scoring_columns_of(source.schema());
+                    for i in 0..source.num_row_groups() {
+                        let group = source.row_group(i).await?;
+                        let columns = columns.clone();
+                        let (group, projected) = tokio::task::spawn_blocking(move || {
+                            let projected = read_whole(&group, &columns);
+                            (group, projected)
+                        })
+                        .await
+                        .map_err(|e| Error::Task(e.to_string()))?;
+                        let read = Read::RowGroup(index, Box::new(group), projected?);
+                        if sender.send(Ok(read)).await.is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    return Ok(sender.send(Ok(Read::EndOfFile(index))).await.is_ok());
+                }
+            }
+            let options =
+                ReadOptions::default().with_batch_size(batch_rows).with_file_size(file.size);
             let mut stream = read_parquet(&file.location, &options).await?;
             while let Some(batch) = stream.try_next().await? {
                 if sender.send(Ok(Read::Batch(index, batch))).await.is_err() {
@@ -701,6 +895,21 @@ async fn read_ahead(
                 let _ = sender.send(Err(error)).await;
                 return;
             }
+        }
+    }
+}
+
+/// `columns` of a whole row group, as one batch.
+fn read_whole(group: &RowGroup, columns: &[&str]) -> Result<RecordBatch> {
+    let batches = group
+        .read(Some(columns), group.num_rows().max(1))?
+        .collect::<ipi_storage::Result<Vec<_>>>()?;
+    match batches.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => {
+            let schema =
+                batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+            Ok(arrow::compute::concat_batches(&schema, &batches)?)
         }
     }
 }
@@ -829,6 +1038,18 @@ fn timestamp_micros(column: &ArrayRef) -> Result<Int64Array> {
         .downcast_ref::<Int64Array>()
         .cloned()
         .unwrap_or_else(|| Int64Array::new_null(0)))
+}
+
+/// The rows of a batch that can be scored ([`Job::check`]).
+struct Checked {
+    /// Whether each row scores.
+    keep: Vec<bool>,
+    /// The entity rows of those that do.
+    rows: Vec<u32>,
+    /// Their addresses.
+    ips: Vec<u32>,
+    /// The others.
+    rejects: Rejects,
 }
 
 /// Rejected rows, grouped by partition.

@@ -87,6 +87,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::carry::CarrySink;
 use crate::error::{Error, Result};
 use crate::glob::{is_hidden, list_all, list_glob};
 use crate::location::Location;
@@ -412,6 +413,8 @@ pub struct DatasetWriter {
     closing: Vec<(String, Partition)>,
     /// The number of the next file of each partition closed so far.
     next_file: BTreeMap<String, u32>,
+    /// The number of the next carried file ([`carry`](Self::carry)).
+    next_carried: u32,
     closed: Vec<ManifestFile>,
     written: BTreeSet<String>,
     /// Shared by the sinks of this writer: `encode_concurrency` permits.
@@ -446,6 +449,7 @@ impl DatasetWriter {
             open: BTreeMap::new(),
             closing: Vec::new(),
             next_file: BTreeMap::new(),
+            next_carried: 0,
             closed: Vec::new(),
             written: BTreeSet::new(),
             permits: None,
@@ -594,6 +598,55 @@ impl DatasetWriter {
             partition: key,
         });
         Ok(WrittenFile { location, size, rows })
+    }
+
+    /// Starts a file of this transaction in a partition whose row groups
+    /// are carried from other Parquet objects, their first `carried_fields`
+    /// fields copied chunk for chunk ([`CarrySink`]); the writer's schema is
+    /// the file's. [`add_carried`](Self::add_carried) closes it and adds it
+    /// to the transaction, to be published by [`commit`](Self::commit) with
+    /// the files [`write`](Self::write) makes (the same partition may have
+    /// both).
+    pub fn carry<'a>(
+        &mut self,
+        partition: impl Into<Option<&'a str>>,
+        carried_fields: usize,
+    ) -> Result<CarrySink> {
+        self.check_not_failed()?;
+        let key = self.partition_key(partition.into())?;
+        let name = format!("part-{}-c{:05}.parquet", self.txn, self.next_carried);
+        self.next_carried += 1;
+        let location = self.root.join(&key).join(&name);
+        CarrySink::create(
+            &location,
+            Arc::clone(&self.schema),
+            carried_fields,
+            &self.options.parquet,
+        )
+    }
+
+    /// Closes a file started by [`carry`](Self::carry) and adds it to its
+    /// partition (and marks the partition written). A file with no rows is
+    /// dropped.
+    pub async fn add_carried(&mut self, sink: CarrySink) -> Result<()> {
+        self.check_not_failed()?;
+        let relative = relative_path(self.root.path(), sink.location().path()).unwrap_or_default();
+        let partition = relative.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
+        if sink.rows() == 0 {
+            return sink.abort().await;
+        }
+        let file = match sink.close().await {
+            Ok(file) => file,
+            Err(error) => return Err(self.fail(error)),
+        };
+        self.written.insert(partition.clone());
+        self.closed.push(ManifestFile {
+            path: relative,
+            size: file.size,
+            rows: file.rows,
+            partition,
+        });
+        Ok(())
     }
 
     /// Closes the open file of one partition, without waiting: its task

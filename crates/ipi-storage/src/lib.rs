@@ -18,6 +18,11 @@
 //!   re-running a write replaces instead of duplicating. Partitions are
 //!   encoded in parallel, off the caller's task. The protocol and the
 //!   memory bound are described in [`dataset`].
+//! * [`ParquetSource`], [`RowGroup`] and [`CarrySink`]: row groups carried
+//!   from one Parquet object into another, their column chunks copied byte
+//!   for byte beside new columns (a step that adds columns to a table does
+//!   not decode and encode the ones it passes on); [`DatasetWriter::carry`]
+//!   publishes such files with a commit.
 //! * [`put_atomic`] and [`put_if_absent`]: small objects such as run manifests;
 //!   [`copy_object`]: any object, streamed from one store to another.
 //!
@@ -58,12 +63,14 @@
 //! # }
 //! ```
 
+mod carry;
 pub mod dataset;
 mod error;
 mod glob;
 mod location;
 mod parquet_io;
 
+pub use carry::{CarrySink, ParquetSource, RowGroup};
 pub use dataset::{
     CommitSummary, DataFile, Dataset, DatasetWriter, MANIFEST_NAME, Manifest, ManifestFile, Upload,
     WriteMode, WriterOptions, copy_object, delete, get_bytes, get_stream, put_atomic,

@@ -19,7 +19,7 @@ use parquet::arrow::async_reader::{AsyncFileReader, MetadataSuffixFetch};
 use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
@@ -443,8 +443,19 @@ pub async fn read_parquet_metadata(
     location: &Location,
     file_size: Option<u64>,
 ) -> Result<ArrowReaderMetadata> {
+    read_footer(location, file_size, false).await
+}
+
+/// [`read_parquet_metadata`], with the page index (each page's place and
+/// statistics) when `page_index` and the object has one.
+pub(crate) async fn read_footer(
+    location: &Location,
+    file_size: Option<u64>,
+    page_index: bool,
+) -> Result<ArrowReaderMetadata> {
     let mut reader = ObjectReader::new(location, file_size);
-    let options = ArrowReaderOptions::new();
+    let policy = if page_index { PageIndexPolicy::Optional } else { PageIndexPolicy::Skip };
+    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
     let metadata =
         reader.get_metadata(Some(&options)).await.map_err(|e| Error::parquet(location, e))?;
     ArrowReaderMetadata::try_new(metadata, options).map_err(|e| Error::parquet(location, e))

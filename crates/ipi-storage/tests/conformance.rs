@@ -20,8 +20,8 @@ use futures::TryStreamExt;
 use ipi_storage::object_store::buffered::BufWriter;
 use ipi_storage::{
     Dataset, DatasetWriter, Error, Location, ObjectStoreExt, ParquetOptions, ParquetSink,
-    ReadOptions, WriteMode, WriterOptions, copy_object, expand, get_bytes, list_all, list_glob,
-    put_atomic, put_if_absent, read_parquet,
+    ParquetSource, ReadOptions, WriteMode, WriterOptions, copy_object, expand, get_bytes, list_all,
+    list_glob, put_atomic, put_if_absent, read_parquet,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -129,6 +129,7 @@ conformance!(
     failed_partitions_publish_nothing,
     copy_object_streams_to_and_from_local_disk,
     add_file_publishes_parquet_written_elsewhere,
+    carried_row_groups_keep_their_columns_and_gain_new_ones,
 );
 
 // ---- helpers ---------------------------------------------------------------
@@ -473,6 +474,126 @@ async fn add_file_publishes_parquet_written_elsewhere(root: Location) {
     let dataset = Dataset::open(&ds).await.unwrap();
     assert_eq!(dataset.partitions(), ["", "d=1", "d=2"]);
     assert_eq!(sum_ids(&dataset).await, (0..15).sum::<i64>());
+}
+
+async fn carried_row_groups_keep_their_columns_and_gain_new_ones(root: Location) {
+    // A source of three row groups of 10 rows (ids 0..30), with a page index.
+    let source = root.join("source.parquet");
+    let options = ParquetOptions { max_row_group_rows: 10, ..ParquetOptions::default() };
+    let mut sink = ParquetSink::create(&source, schema(), &options).unwrap();
+    sink.write(&batch("x", 0..30)).await.unwrap();
+    sink.close().await.unwrap();
+    // Another with the same columns but `id` written plain, not
+    // dictionary-encoded: other pages, the same types, so it carries too.
+    let plain = ParquetOptions { plain_columns: vec!["id".into()], ..ParquetOptions::default() };
+    let dictionary = root.join("plain.parquet");
+    let mut sink = ParquetSink::create(&dictionary, schema(), &plain).unwrap();
+    sink.write(&batch("y", 100..105)).await.unwrap();
+    sink.close().await.unwrap();
+    // And one whose `id` is Int32: not carried.
+    let narrow: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("day", DataType::Utf8, false),
+    ]));
+    let other = root.join("other.parquet");
+    let mut sink = ParquetSink::create(&other, narrow.clone(), &ParquetOptions::default()).unwrap();
+    let columns: Vec<arrow_array::ArrayRef> = vec![
+        Arc::new(arrow_array::Int32Array::from(vec![1, 2])),
+        Arc::new(StringArray::from(vec!["z", "z"])),
+    ];
+    sink.write(&RecordBatch::try_new(narrow, columns).unwrap()).await.unwrap();
+    sink.close().await.unwrap();
+
+    let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("twice", DataType::Int64, false));
+    let out_schema: SchemaRef = Arc::new(Schema::new(fields));
+    let extra_schema: SchemaRef =
+        Arc::new(Schema::new(vec![Field::new("twice", DataType::Int64, false)]));
+    let ds = root.join("ds");
+    let mut writer = DatasetWriter::new(ds.clone(), out_schema.clone(), WriteMode::Overwrite);
+    let mut carried = writer.carry("d=1", 2).unwrap();
+
+    let source = ParquetSource::open(&source, None).await.unwrap();
+    assert_eq!(source.num_row_groups(), 3);
+    assert!(source.row_group_bytes(0) > 0);
+    // Row groups 2 and 0, in that order, with `twice` = 2 × id.
+    for index in [2, 0] {
+        let group = source.row_group(index).await.unwrap();
+        assert!(carried.accepts(&group));
+        let ids: Vec<RecordBatch> =
+            group.read(Some(&["id", "nope"]), 4).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(ids.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [4, 4, 2]);
+        let ids: Vec<i64> = ids
+            .iter()
+            .flat_map(|b| {
+                b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+            })
+            .collect();
+        assert_eq!(ids, (index as i64 * 10..index as i64 * 10 + 10).collect::<Vec<_>>());
+        let twice = Int64Array::from_iter_values(ids.iter().map(|i| 2 * i));
+        let extra = RecordBatch::try_new(extra_schema.clone(), vec![Arc::new(twice)]).unwrap();
+        // The new columns must have the row group's rows.
+        let short = extra.slice(0, 3);
+        assert!(carried.append(&group, &short).await.is_err());
+        carried.append(&group, &extra).await.unwrap();
+    }
+    let plain = ParquetSource::open(&dictionary, None).await.unwrap();
+    let group = plain.row_group(0).await.unwrap();
+    let other = ParquetSource::open(&other, None).await.unwrap();
+    let narrow_group = other.row_group(0).await.unwrap();
+    assert!(!carried.accepts(&narrow_group));
+    assert!(carried.append(&narrow_group, &extra_schema_rows(&extra_schema, 2)).await.is_err());
+    assert!(carried.accepts(&group));
+    let twice = Int64Array::from_iter_values((100..105).map(|i| 2 * i));
+    carried
+        .append(&group, &RecordBatch::try_new(extra_schema.clone(), vec![Arc::new(twice)]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(carried.rows(), 25);
+    writer.add_carried(carried).await.unwrap();
+    // An empty carried file is dropped.
+    let empty = writer.carry("d=2", 2).unwrap();
+    writer.add_carried(empty).await.unwrap();
+    let summary = writer.commit().await.unwrap();
+    assert_eq!((summary.files, summary.rows), (1, 25));
+
+    let dataset = Dataset::open(&ds).await.unwrap();
+    assert_eq!(dataset.partitions(), ["d=1"]);
+    let file = &dataset.files()[0];
+    assert!(file.path.ends_with("-c00000.parquet"), "{}", file.path);
+    let options = ReadOptions::default().with_file_size(file.size);
+    let batches: Vec<RecordBatch> =
+        read_parquet(&file.location, &options).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(batches[0].schema().fields(), out_schema.fields());
+    let column = |b: &RecordBatch, i: usize| -> Vec<i64> {
+        b.column(i).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+    };
+    let ids: Vec<i64> = batches.iter().flat_map(|b| column(b, 0)).collect();
+    let twice: Vec<i64> = batches.iter().flat_map(|b| column(b, 2)).collect();
+    let days: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let days = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            days.iter().map(|d| d.unwrap_or_default().to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    let expected: Vec<i64> = (20..30).chain(0..10).chain(100..105).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(twice, expected.iter().map(|i| 2 * i).collect::<Vec<_>>());
+    assert_eq!(days.iter().filter(|d| *d == "x").count(), 20);
+    assert_eq!(days.iter().filter(|d| *d == "y").count(), 5);
+    // The carried chunks keep their statistics: the first row group's ids
+    // run from 20 to 29.
+    let footer = ipi_storage::read_parquet_metadata(&file.location, Some(file.size)).await.unwrap();
+    let stats = footer.metadata().row_group(0).column(0).statistics().unwrap();
+    assert_eq!(stats.min_bytes_opt(), Some(&20i64.to_le_bytes()[..]));
+    assert_eq!(stats.max_bytes_opt(), Some(&29i64.to_le_bytes()[..]));
+}
+
+/// `n` rows of `schema`'s single Int64 column.
+fn extra_schema_rows(schema: &SchemaRef, n: i64) -> RecordBatch {
+    RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(0..n))])
+        .unwrap()
 }
 
 // ---- atomic commit ---------------------------------------------------------
