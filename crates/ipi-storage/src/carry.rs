@@ -110,7 +110,7 @@ fn span_of(metadata: &ArrowReaderMetadata, index: usize) -> Option<(u64, u64)> {
     let group = metadata.metadata().row_groups().get(index)?;
     let ranges = group.columns().iter().map(|c| {
         let (start, length) = c.byte_range();
-        (start, start + length)
+        (start, start.saturating_add(length))
     });
     let (start, end) = ranges.fold((u64::MAX, 0), |(s, e), (a, b)| (s.min(a), e.max(b)));
     Some(if start > end { (0, 0) } else { (start, end) })
