@@ -513,7 +513,10 @@ output = "${{params.store}}/events-{name}"
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["run_id"], all[0]["run_id"]);
     assert_eq!(list(&["--pipeline", "good"])[0]["run_id"], all[1]["run_id"]);
-    assert_eq!(list(&["--limit", "1"]).len(), 1);
+    let newest = list(&["--limit", "1"]);
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0]["run_id"], all[0]["run_id"]);
+    assert_eq!(list(&["--limit", "1", "--pipeline", "good"])[0]["run_id"], all[1]["run_id"]);
 
     // One run's steps, as `run` printed them, and its error.
     let bad = all[0]["run_id"].as_str().unwrap();

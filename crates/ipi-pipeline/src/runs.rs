@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use chrono::Utc;
+use futures::StreamExt as _;
 use ipi_config::LoadOptions;
 
 use crate::cli::{PlanArgs, RetryArgs, RunArgs, RunsArgs};
@@ -169,6 +170,9 @@ struct RunSummary {
 
 /// `ipi-pipeline runs [RUN_ID]`: the runs a store keeps, newest first; or
 /// one run's steps.
+/// Run manifests `runs` reads at once.
+const MANIFESTS_AT_ONCE: usize = 8;
+
 pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
     if let Some(run_id) = &args.run_id {
         let (manifest, url) = exec::load_manifest(&args.store, run_id).await?;
@@ -185,17 +189,30 @@ pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
     }
     let root = ipi_storage::Location::parse(&args.store)?.join("runs");
     // Hidden names (`_cache`, `_locks`) are not runs.
-    let found = match ipi_storage::list_glob(&root, "*/manifest.json").await {
+    let mut found = match ipi_storage::list_glob(&root, "*/manifest.json").await {
         Ok(found) => found,
         Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let mut summaries = Vec::with_capacity(found.len());
-    for meta in found {
-        let at = root.with_path(meta.location);
+    // Run ids begin with their start time: newest first, manifests are read
+    // a few at a time (one GET each on S3) until `limit` runs match.
+    found.sort_by(|a, b| b.location.cmp(&a.location));
+    let mut manifests = futures::stream::iter(found)
+        .map(|meta| {
+            let at = root.with_path(meta.location);
+            async move {
+                let read = state::read_json::<state::RunManifest>(&at).await;
+                (at, read)
+            }
+        })
+        .buffered(MANIFESTS_AT_ONCE);
+    let mut summaries = Vec::new();
+    while summaries.len() < args.limit
+        && let Some((at, read)) = manifests.next().await
+    {
         // A manifest that cannot be read is named, not fatal: the list is
         // what someone looks at when things went wrong.
-        let m = match state::read_json::<state::RunManifest>(&at).await {
+        let m = match read {
             Ok(Some(m)) => m,
             Ok(None) => continue,
             Err(e) => {
@@ -221,7 +238,6 @@ pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
         });
     }
     summaries.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
-    summaries.truncate(args.limit);
     if args.json {
         for s in &summaries {
             println!("{}", serde_json::to_string(s)?);
