@@ -159,6 +159,30 @@ fn partitions(url: &str) -> Vec<(String, u64)> {
     })
 }
 
+/// Reads the files a dataset's manifest lists (local, or on the S3 test
+/// server) into DuckDB and counts each partition's rows.
+const DUCKDB_READ_BACK: &str = r#"
+import json, os, sys
+import duckdb, pyarrow as pa, pyarrow.fs as pafs, pyarrow.parquet as pq
+root = sys.argv[1]
+if root.startswith("s3://"):
+    fs = pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], region=os.environ["AWS_REGION"],
+                           access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                           scheme="http")
+    root = root[len("s3://"):]
+else:
+    fs = pafs.LocalFileSystem()
+with fs.open_input_stream(root + "/_ipi_dataset.json") as f:
+    files = json.load(f)["files"]
+tables = []
+for f in files:
+    t = pq.read_table(root + "/" + f["path"], filesystem=fs)
+    tables.append(t.append_column("part", pa.array([f["partition"]] * t.num_rows)))
+scores = pa.concat_tables(tables)
+rows = duckdb.sql("select part, count(*), count(distinct (entity, timestamp)), sum(case when anomaly_score = -dot_product then 1 else 0 end) from scores group by part order by part").fetchall()
+print(json.dumps(rows))
+"#;
+
 /// Score two days, re-score one: same rows, no duplicates, rejects kept.
 fn score_and_rescore(dir: &Path, store: &str) {
     let events = format!("{store}/events");
@@ -185,6 +209,20 @@ fn score_and_rescore(dir: &Path, store: &str) {
     assert_eq!(again["partitions"], serde_json::json!(["date=2018-11-12"]));
     assert_eq!(partitions(&scores), expected);
     assert_eq!(partitions(&format!("{scores}/_rejects")), [("date=2018-11-12".to_string(), 2)]);
+
+    // DuckDB reads the scores back (from the S3 server through pyarrow's
+    // client, or from disk): every row of both days once, with its scores.
+    if let Some(python) = test_python() {
+        let out = run(Command::new(python).arg("-c").arg(DUCKDB_READ_BACK).arg(&scores));
+        assert!(out.status.success(), "{}", text(&out));
+        let counts: Vec<(String, i64, i64, i64)> = serde_json::from_slice(&out.stdout).unwrap();
+        let expected = [("date=2018-11-12", 98), ("date=2018-11-13", 50)]
+            .map(|(day, n)| (day.to_string(), n, n, n));
+        assert_eq!(
+            counts, expected,
+            "(partition, rows, distinct rows, anomaly_score = -dot_product)"
+        );
+    }
 
     // A day without events scores nothing and does not fail.
     let empty = score_json(

@@ -170,6 +170,13 @@ struct RunSummary {
 
 /// `ipi-pipeline runs [RUN_ID]`: the runs a store keeps, newest first; or
 /// one run's steps.
+/// The start second a run's manifest path (`…/<run id>/manifest.json`)
+/// names: its run id up to the `-` (`20261125T131836Z`).
+fn run_second(path: &str) -> &str {
+    let run_id = path.rsplit('/').nth(1).unwrap_or_default();
+    run_id.split('-').next().unwrap_or_default()
+}
+
 /// Run manifests `runs` reads at once.
 const MANIFESTS_AT_ONCE: usize = 8;
 
@@ -194,22 +201,27 @@ pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
         Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    // Run ids begin with their start time: newest first, manifests are read
-    // a few at a time (one GET each on S3) until `limit` runs match.
+    // Run ids begin with their start time, to the second: newest first,
+    // manifests are read a few at a time (one GET each on S3) until `limit`
+    // runs match, and the runs of the last one's second (which may have
+    // started before or after it) are read too.
     found.sort_by(|a, b| b.location.cmp(&a.location));
     let mut manifests = futures::stream::iter(found)
         .map(|meta| {
+            let second = run_second(meta.location.as_ref()).to_owned();
             let at = root.with_path(meta.location);
             async move {
                 let read = state::read_json::<state::RunManifest>(&at).await;
-                (at, read)
+                (second, at, read)
             }
         })
         .buffered(MANIFESTS_AT_ONCE);
     let mut summaries = Vec::new();
-    while summaries.len() < args.limit
-        && let Some((at, read)) = manifests.next().await
-    {
+    let mut last_second = None;
+    while let Some((second, at, read)) = manifests.next().await {
+        if summaries.len() >= args.limit && last_second.as_ref() != Some(&second) {
+            break;
+        }
         // A manifest that cannot be read is named, not fatal: the list is
         // what someone looks at when things went wrong.
         let m = match read {
@@ -226,6 +238,7 @@ pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
             continue;
         }
         let failed_step = failed_step(&m).map(str::to_owned);
+        last_second = Some(second);
         summaries.push(RunSummary {
             run_id: m.run_id,
             pipeline: m.pipeline,
@@ -238,6 +251,7 @@ pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
         });
     }
     summaries.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
+    summaries.truncate(args.limit);
     if args.json {
         for s in &summaries {
             println!("{}", serde_json::to_string(s)?);
@@ -502,4 +516,16 @@ pub async fn plan(registry: &Registry, args: &PlanArgs) -> anyhow::Result<Exit> 
     );
     print!("{out}");
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_path_names_its_start_second() {
+        let path = "ipi/runs/20261125T131836Z-0affd421/manifest.json";
+        assert_eq!(run_second(path), "20261125T131836Z");
+        assert_eq!(run_second("manifest.json"), "");
+    }
 }
