@@ -1,10 +1,15 @@
 //! The batch transform: score a dataset (or request bodies) into the scores
 //! dataset, or into SageMaker's `.out` response files.
 //!
-//! Parquet inputs are streamed one batch of [`ScoreConfig::batch_rows`]
-//! rows at a time: read, score, hand to the writer, so memory stays bounded
-//! whatever the input's size. Request bodies (CSV, JSON, JSON Lines) are
-//! read one object at a time, whole, as SageMaker's endpoint reads them.
+//! Parquet inputs are read a row group at a time when the scores dataset is
+//! the output: only the columns scoring needs are decoded, and a row group
+//! that scores whole, on one UTC day, is written as its own column chunks
+//! followed by the score columns ([`ipi_storage::CarrySink`]); other row
+//! groups, and every input with `accept`, are streamed one batch of
+//! [`ScoreConfig::batch_rows`] rows at a time: read, score, hand to the
+//! writer. Memory stays bounded whatever the input's size. Request bodies
+//! (CSV, JSON, JSON Lines) are read one object at a time, whole, as
+//! SageMaker's endpoint reads them.
 //!
 //! Rows that cannot be scored go to `<output>/_rejects/` with their reason.
 //! Both datasets are written with [`WriteMode::ReplacePartitions`], so
