@@ -14,7 +14,7 @@ threshold to flag at.
   threshold, and the thresholds for an FPR or a recall target.
 * [`report`], [`plots`] and [`html`]: the figures as JSON, pictures (SVG and
   PNG, plotters) and one self-contained page.
-* [`tune`] searches hyperparameters within SageMaker's recommended ranges
+* [`tune()`] searches hyperparameters within SageMaker's recommended ranges
   ([`TuneConfig`]), by `validation:discriminator_auc`.
 
 Scores are read as SageMaker's notebook reads them: `anomaly_score` =

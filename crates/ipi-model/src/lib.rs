@@ -10,7 +10,7 @@ The IP Insights model, in candle: which addresses does each entity use?
 * [`scoring`]: a trained model with its first encoder layer folded into the
   prefix table, for scoring many pairs without a matmul per pair.
 * [`sparse`]: the tables and their row-sparse lazy Adam.
-* [`train`]: negative sampling, the step, the epoch loop and its metrics.
+* [`train`](mod@train): negative sampling, the step, the epoch loop and its metrics.
 * [`data`]: pairs from the split's Parquet or SageMaker's CSV.
 * [`checkpoint`]: `model.safetensors` and `model.json`.
 * [`registry`]: a models folder's `latest.json`: the last promoted model.

@@ -145,7 +145,7 @@ impl Model {
     }
 
     /// `dot_product` of each `(entity row, address)` pair: the log-odds that
-    /// the pair is real. Scores [`SCORE_CHUNK`] pairs at a time, so memory
+    /// the pair is real. Scores `SCORE_CHUNK` pairs at a time, so memory
     /// stays bounded.
     ///
     /// The last layer's bias, ReLU and the dot product with the entity row

@@ -118,7 +118,7 @@ impl ScoringModel {
         }
     }
 
-    /// `dot_product` of each `(entity row, address)` pair, [`SCORE_CHUNK`]
+    /// `dot_product` of each `(entity row, address)` pair, `SCORE_CHUNK`
     /// pairs at a time.
     pub fn score(&self, entity_rows: &[u32], ips: &[u32]) -> Result<Vec<f32>> {
         assert_eq!(entity_rows.len(), ips.len());

@@ -151,7 +151,7 @@ impl Table {
     /// in bag order (`((r0 + r1) + r2) + …`).
     ///
     /// Rows are scattered over a table far larger than the caches, so the
-    /// time goes to waiting for memory. Summing [`GATHER_GROUP`] bags in one
+    /// time goes to waiting for memory. Summing `GATHER_GROUP` bags in one
     /// pass over the columns puts all their rows' loads in flight at once:
     /// about twice as fast as one bag at a time on a 100 MB table.
     pub fn gather_sum<const K: usize>(&self, rows: &[[u32; K]], out: &mut [f32]) {

@@ -12,7 +12,7 @@ request and response formats, and the HTTP endpoint.
 * [`codec`] reads SageMaker's request bodies (`text/csv`,
   `application/json`, `application/jsonlines`) and writes its responses,
   with `verbose=True` embeddings.
-* [`serve`] runs SageMaker's HTTP endpoint ([`ServeConfig`]): `GET /ping`
+* [`serve()`] runs SageMaker's HTTP endpoint ([`ServeConfig`]): `GET /ping`
   and `POST /invocations`, for `ipi-pipeline serve`.
 * [`Scorer`] holds a loaded model and scores pairs for all of them.
 

@@ -63,7 +63,7 @@
 //! # }
 //! ```
 
-mod carry;
+pub mod carry;
 pub mod dataset;
 mod error;
 mod glob;
