@@ -21,7 +21,7 @@ use ipi_core::schema::{events_schema, labels_schema, rejects_schema, scores_sche
 use ipi_storage::{Dataset, DatasetWriter, Location, WriteMode};
 
 use crate::s3::s3_prefix;
-use crate::util::{ipi, repo_root, run, test_python, text};
+use crate::util::{PY_STORE_FS, ipi, repo_root, run, test_python, text};
 
 /// The day every report is run for.
 const DATE: &str = "2018-11-12";
@@ -366,17 +366,10 @@ fn report_params(report: &Path) -> BTreeMap<String, String> {
 /// or through pyarrow's S3 client), with Hive partitioning.
 const DUCKDB_COMPARE: &str = r#"
 import datetime, decimal, json, math, os, re, sys
-import duckdb, pyarrow as pa, pyarrow.fs as pafs, pyarrow.parquet as pq
+import duckdb, pyarrow as pa, pyarrow.parquet as pq
 
 spec = json.load(open(sys.argv[1]))
-store = spec["store"]
-if store.startswith("s3://"):
-    fs = pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], region=os.environ["AWS_REGION"],
-                           access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                           scheme="http")
-    base = store[len("s3://"):]
-else:
-    fs, base = pafs.LocalFileSystem(), store
+fs, base = store_fs(spec["store"])
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
 for name, rel in spec["tables"].items():
@@ -444,7 +437,8 @@ fn reports_equal_duckdb(store: &str, out: &Path) {
     });
     let spec_path = out.join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
-    let result = run(Command::new(python).arg("-c").arg(DUCKDB_COMPARE).arg(&spec_path));
+    let script = format!("{PY_STORE_FS}{DUCKDB_COMPARE}");
+    let result = run(Command::new(python).arg("-c").arg(script).arg(&spec_path));
     assert!(result.status.success(), "{}", text(&result));
     let checked: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(checked["checked"], reports().len());

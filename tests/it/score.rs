@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 use ipi_storage::{Dataset, DatasetWriter, Location, ReadOptions, WriteMode, read_parquet};
 
 use crate::s3::s3_prefix;
-use crate::util::{ipi, run, test_python, text};
+use crate::util::{PY_STORE_FS, ipi, run, test_python, text};
 
 const DAY1: i64 = 1_541_980_800_000_000; // 2018-11-12T00:00:00Z
 const DAY: i64 = 86_400_000_000;
@@ -162,16 +162,9 @@ fn partitions(url: &str) -> Vec<(String, u64)> {
 /// Reads the files a dataset's manifest lists (local, or on the S3 test
 /// server) into DuckDB and counts each partition's rows.
 const DUCKDB_READ_BACK: &str = r#"
-import json, os, sys
-import duckdb, pyarrow as pa, pyarrow.fs as pafs, pyarrow.parquet as pq
-root = sys.argv[1]
-if root.startswith("s3://"):
-    fs = pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], region=os.environ["AWS_REGION"],
-                           access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                           scheme="http")
-    root = root[len("s3://"):]
-else:
-    fs = pafs.LocalFileSystem()
+import json, sys
+import duckdb, pyarrow as pa, pyarrow.parquet as pq
+fs, root = store_fs(sys.argv[1])
 with fs.open_input_stream(root + "/_ipi_dataset.json") as f:
     files = json.load(f)["files"]
 tables = []
@@ -213,7 +206,8 @@ fn score_and_rescore(dir: &Path, store: &str) {
     // DuckDB reads the scores back (from the S3 server through pyarrow's
     // client, or from disk): every row of both days once, with its scores.
     if let Some(python) = test_python() {
-        let out = run(Command::new(python).arg("-c").arg(DUCKDB_READ_BACK).arg(&scores));
+        let script = format!("{PY_STORE_FS}{DUCKDB_READ_BACK}");
+        let out = run(Command::new(python).arg("-c").arg(script).arg(&scores));
         assert!(out.status.success(), "{}", text(&out));
         let counts: Vec<(String, i64, i64, i64)> = serde_json::from_slice(&out.stdout).unwrap();
         let expected = [("date=2018-11-12", 98), ("date=2018-11-13", 50)]

@@ -50,3 +50,18 @@ pub fn test_python() -> Option<PathBuf> {
         }
     }
 }
+
+/// Python defining `store_fs(root)`: a store root, local or on the S3 test
+/// server (through the `AWS_*` variables `tests/run.sh` sets), as a
+/// pyarrow filesystem and the path on it. Scripts put it first.
+pub(crate) const PY_STORE_FS: &str = r#"
+import os
+import pyarrow.fs as pafs
+def store_fs(root):
+    if root.startswith("s3://"):
+        fs = pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], region=os.environ["AWS_REGION"],
+                               access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                               scheme="http")
+        return fs, root[len("s3://"):]
+    return pafs.LocalFileSystem(), root
+"#;
