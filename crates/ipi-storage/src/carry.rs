@@ -245,13 +245,10 @@ pub struct CarrySink {
     writer: Option<Box<Writer>>,
     /// The row group being encoded on a blocking thread, if any.
     encoding: Option<JoinHandle<Encoded>>,
-    /// The carried columns' types.
+    /// The types of the leaf columns carried from the sources (the rest
+    /// are encoded here).
     columns: Vec<ColumnDescPtr>,
     upload: BufWriter,
-    /// Leaf columns carried from the sources (the rest are encoded here).
-    carried: usize,
-    /// Top-level fields carried.
-    carried_fields: usize,
     rows: u64,
     /// Whether the row groups so far had a page index; `None` before the
     /// first.
@@ -263,15 +260,18 @@ type Encoded = (Box<Writer>, parquet::errors::Result<Bytes>);
 
 struct Writer {
     file: SerializedFileWriter<Vec<u8>>,
-    columns: ArrowRowGroupWriterFactory,
+    factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
+    /// Top-level fields carried, and their leaf columns.
+    carried_fields: usize,
+    carried_leaves: usize,
 }
 
 impl std::fmt::Debug for CarrySink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CarrySink")
             .field("location", &self.location)
-            .field("carried", &self.carried)
+            .field("carried", &self.columns.len())
             .field("rows", &self.rows)
             .finish_non_exhaustive()
     }
@@ -291,10 +291,10 @@ impl CarrySink {
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(|e| Error::parquet(location, e))?;
         let descr = file.schema_descr();
-        let carried = (0..descr.num_columns())
+        let carried_leaves = (0..descr.num_columns())
             .filter(|&i| descr.get_column_root_idx(i) < carried_fields)
             .count();
-        let columns = descr.columns()[..carried].to_vec();
+        let columns = descr.columns()[..carried_leaves].to_vec();
         let upload = BufWriter::with_capacity(
             location.store(),
             location.path().clone(),
@@ -303,12 +303,16 @@ impl CarrySink {
         .with_max_concurrency(options.upload_concurrency.max(1));
         Ok(CarrySink {
             location: location.clone(),
-            writer: Some(Box::new(Writer { file, columns: factory, schema })),
+            writer: Some(Box::new(Writer {
+                file,
+                factory,
+                schema,
+                carried_fields,
+                carried_leaves,
+            })),
             encoding: None,
             columns,
             upload,
-            carried,
-            carried_fields,
             rows: 0,
             page_index: None,
         })
@@ -330,7 +334,7 @@ impl CarrySink {
     /// (a file's chunks all have one or none).
     pub fn accepts(&self, group: &RowGroup) -> bool {
         let theirs = group.parquet_schema();
-        theirs.num_columns() == self.carried
+        theirs.num_columns() == self.columns.len()
             && self.columns.iter().enumerate().all(|(i, ours)| theirs.column(i) == *ours)
             && self.page_index.is_none_or(|had| had == group.has_offset_index())
     }
@@ -363,9 +367,8 @@ impl CarrySink {
         self.rows += group.num_rows() as u64;
         self.page_index = Some(group.has_offset_index());
         let (group, extra) = (group.clone(), extra.clone());
-        let (carried, carried_fields) = (self.carried, self.carried_fields);
         let job = move || {
-            let result = writer.append(&group, &extra, carried, carried_fields);
+            let result = writer.append(&group, &extra);
             let bytes = Bytes::from(std::mem::take(writer.file.inner_mut()));
             (writer, result.map(|()| bytes))
         };
@@ -441,17 +444,12 @@ impl CarrySink {
 
 impl Writer {
     /// One row group: `group`'s chunks copied, then `extra` encoded.
-    fn append(
-        &mut self,
-        group: &RowGroup,
-        extra: &RecordBatch,
-        carried: usize,
-        carried_fields: usize,
-    ) -> parquet::errors::Result<()> {
+    fn append(&mut self, group: &RowGroup, extra: &RecordBatch) -> parquet::errors::Result<()> {
         let index = self.file.flushed_row_groups().len();
-        let mut writers = self.columns.create_column_writers(index)?.into_iter().skip(carried);
+        let writers = self.factory.create_column_writers(index)?;
+        let mut writers = writers.into_iter().skip(self.carried_leaves);
         let mut chunks = Vec::new();
-        let fields = self.schema.fields().iter().skip(carried_fields);
+        let fields = self.schema.fields().iter().skip(self.carried_fields);
         for (field, column) in fields.zip(extra.columns()) {
             for leaf in compute_leaves(field, column)? {
                 let mut writer = writers.next().ok_or_else(|| {
