@@ -571,6 +571,27 @@ fn large_bodies_are_streamed_in_pieces_with_the_same_results() {
     }
 }
 
+/// pyarrow writes an empty table as one row group of no rows: scoring it
+/// scores nothing and succeeds, as an input without row groups does.
+#[test]
+fn an_empty_row_group_scores_nothing() {
+    let Some(python) = test_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    train_model(dir.path());
+    let script = r#"
+import sys, pyarrow as pa, pyarrow.parquet as pq
+schema = pa.schema([("timestamp", pa.timestamp("us", tz="UTC")), ("entity", pa.string()), ("ip", pa.string())])
+pq.write_table(schema.empty_table(), sys.argv[1])
+assert pq.ParquetFile(sys.argv[1]).metadata.num_row_groups == 1
+"#;
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    let out = run(Command::new(python).arg("-c").arg(script).arg(dir.path().join("in/e.parquet")));
+    assert!(out.status.success(), "{}", text(&out));
+    let report =
+        score_json(dir.path(), &["--model", "model", "--input", "in", "--output", "scores"]);
+    assert_eq!((&report["rows_in"], &report["rows"]), (&0.into(), &0.into()), "{report}");
+}
+
 #[test]
 fn a_promoted_model_is_what_the_models_folder_loads() {
     let dir = tempfile::tempdir().unwrap();

@@ -205,11 +205,8 @@ impl<'a> Job<'a> {
         let scored = async {
             let mut first_line = 1u64;
             while let Some(read) = batches.recv().await {
-                let (index, batch) = match read {
-                    Ok(Read::Batch(index, batch)) => (index, Either::Batch(batch)),
-                    Ok(Read::RowGroup(index, group, projected)) => {
-                        (index, Either::RowGroup(group, projected))
-                    }
+                let (index, rows) = match read {
+                    Ok(Read::Rows(index, rows)) => (index, rows),
                     Ok(Read::EndOfFile(index)) => {
                         first_line = 1;
                         let next = files.get(index + 1).map(|f| f.partition.as_str());
@@ -248,13 +245,13 @@ impl<'a> Job<'a> {
                 } else {
                     day.clone().unwrap_or_else(|| source_partition(&source))
                 };
-                first_line += match batch {
-                    Either::Batch(batch) => {
+                first_line += match rows {
+                    Rows::Batch(batch) => {
                         self.table_batch(&source, first_line, &batch, &fallback, &mut responses)
                             .await?;
                         batch.num_rows() as u64
                     }
-                    Either::RowGroup(group, projected) => {
+                    Rows::RowGroup(group, projected) => {
                         self.row_group(&source, first_line, &group, &projected, &fallback).await?;
                         group.num_rows() as u64
                     }
@@ -819,18 +816,17 @@ const READ_AHEAD_BATCHES: usize = 2;
 
 /// What the reader task hands over, file by file in order.
 enum Read {
-    /// A batch of the file with this index.
-    Batch(usize, RecordBatch),
-    /// A row group of the file with this index, and the columns scoring
-    /// reads decoded from it ([`scoring_columns_of`]).
-    RowGroup(usize, Box<RowGroup>, RecordBatch),
-    /// The file with this index has no more batches.
+    /// Rows of the file with this index.
+    Rows(usize, Rows),
+    /// The file with this index has no more rows.
     EndOfFile(usize),
 }
 
-/// One read of a table input: a batch, or a row group that may be carried.
-enum Either {
+/// Rows of a table input: a batch, or a row group that may be carried.
+enum Rows {
     Batch(RecordBatch),
+    /// A row group, and the columns scoring reads decoded from it
+    /// ([`scoring_columns_of`]).
     RowGroup(Box<RowGroup>, RecordBatch),
 }
 
@@ -851,7 +847,7 @@ const MAX_CARRIED_ROW_GROUP: u64 = 64 << 20;
 /// Reads `files` in order into `sender`, stopping at the first error (which
 /// it sends) or when the receiver is gone. With `carry`, the files whose
 /// row groups all fit in [`MAX_CARRIED_ROW_GROUP`] are read a row group at a
-/// time ([`Read::RowGroup`]); the others a batch at a time.
+/// time ([`Rows::RowGroup`]); the others a batch at a time.
 async fn read_ahead(
     files: Vec<ipi_storage::DataFile>,
     batch_rows: usize,
@@ -868,6 +864,9 @@ async fn read_ahead(
                     let columns = scoring_columns_of(source.schema());
                     for i in 0..source.num_row_groups() {
                         let group = source.row_group(i).await?;
+                        if group.num_rows() == 0 {
+                            continue; // nothing to score (pyarrow writes one for an empty table)
+                        }
                         let columns = columns.clone();
                         let (group, projected) = tokio::task::spawn_blocking(move || {
                             let projected = read_whole(&group, &columns);
@@ -875,7 +874,7 @@ async fn read_ahead(
                         })
                         .await
                         .map_err(|e| Error::Task(e.to_string()))?;
-                        let read = Read::RowGroup(index, Box::new(group), projected?);
+                        let read = Read::Rows(index, Rows::RowGroup(Box::new(group), projected?));
                         if sender.send(Ok(read)).await.is_err() {
                             return Ok(false);
                         }
@@ -887,7 +886,7 @@ async fn read_ahead(
                 ReadOptions::default().with_batch_size(batch_rows).with_file_size(file.size);
             let mut stream = read_parquet(&file.location, &options).await?;
             while let Some(batch) = stream.try_next().await? {
-                if sender.send(Ok(Read::Batch(index, batch))).await.is_err() {
+                if sender.send(Ok(Read::Rows(index, Rows::Batch(batch)))).await.is_err() {
                     return Ok(false);
                 }
             }
