@@ -168,8 +168,6 @@ struct RunSummary {
     error: Option<String>,
 }
 
-/// `ipi-pipeline runs [RUN_ID]`: the runs a store keeps, newest first; or
-/// one run's steps.
 /// The start second a run's manifest path (`…/<run id>/manifest.json`)
 /// names: its run id up to the `-` (`20261125T131836Z`).
 fn run_second(path: &str) -> &str {
@@ -180,6 +178,8 @@ fn run_second(path: &str) -> &str {
 /// Run manifests `runs` reads at once.
 const MANIFESTS_AT_ONCE: usize = 8;
 
+/// `ipi-pipeline runs [RUN_ID]`: the runs a store keeps, newest first; or
+/// one run's steps.
 pub async fn runs(args: &RunsArgs) -> anyhow::Result<Exit> {
     if let Some(run_id) = &args.run_id {
         let (manifest, url) = exec::load_manifest(&args.store, run_id).await?;
