@@ -15,29 +15,30 @@ pub fn parse(text: &[u8]) -> Option<u32> {
     if text.len() < 7 || text.len() > 15 {
         return None;
     }
-    let mut addr: u32 = 0;
-    let mut octets = 0;
-    for part in text.split(|&b| b == b'.') {
-        octets += 1;
-        if octets > 4 || part.is_empty() || part.len() > 3 {
-            return None;
-        }
-        if part.len() > 1 && part[0] == b'0' {
-            return None;
-        }
-        let mut value: u32 = 0;
-        for &b in part {
-            if !b.is_ascii_digit() {
-                return None;
+    // One pass: `octet` is the octet being read, `digits` its length.
+    let (mut addr, mut octet, mut digits, mut dots) = (0u32, 0u32, 0u32, 0u32);
+    for &b in text {
+        match b {
+            b'0'..=b'9' => {
+                // No leading zeros ("01"); then over 255 means over 3 digits too.
+                if digits == 1 && octet == 0 {
+                    return None;
+                }
+                octet = octet * 10 + u32::from(b - b'0');
+                digits += 1;
+                if octet > 255 {
+                    return None;
+                }
             }
-            value = value * 10 + u32::from(b - b'0');
+            b'.' if digits > 0 && dots < 3 => {
+                addr = (addr << 8) | octet;
+                (octet, digits) = (0, 0);
+                dots += 1;
+            }
+            _ => return None,
         }
-        if value > 255 {
-            return None;
-        }
-        addr = (addr << 8) | value;
     }
-    (octets == 4).then_some(addr)
+    (dots == 3 && digits > 0).then_some((addr << 8) | octet)
 }
 
 /// Format an address as dotted-quad text.

@@ -61,6 +61,10 @@ pub mod events {
     pub const PLAIN: [&str; 3] = [IP, IPV4, BYTES];
     /// Integer columns that grow almost in step (`DELTA_BINARY_PACKED`).
     pub const DELTA: [&str; 2] = [TIMESTAMP, LINE];
+    /// Columns zstd cannot shrink, written uncompressed: addresses as
+    /// integers, and the delta-packed columns (1.49 → 1.43 MB a day for
+    /// timestamps of the 10,000-user log, at a tenth of the ingest's zstd time).
+    pub const UNCOMPRESSED: [&str; 3] = [TIMESTAMP, IPV4, LINE];
     /// Columns without min/max statistics: readers prune by time, entity,
     /// address and status, never by free text, whose statistics mean
     /// comparing every value.

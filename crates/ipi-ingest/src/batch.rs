@@ -419,9 +419,12 @@ pub fn parse_chunk(chunk: &Chunk, settings: &ParseSettings<'_>) -> ParsedChunk {
 /// Accumulates one chunk's events (by UTC day), rejects and counts.
 pub struct ChunkBuilder<'a> {
     settings: RowSettings<'a>,
-    /// The days seen, in the order first seen; `last` is the one the
+    /// The days seen, in the order first seen, and their builders
+    /// (`builders[i]` is for `days[i]`; the keys are apart so that finding a
+    /// day scans a few words, not the builders); `last` is the one the
     /// previous row went to (rows of a day tend to come together).
-    days: Vec<(i64, EventsBuilder)>,
+    days: Vec<i64>,
+    builders: Vec<EventsBuilder>,
     last: usize,
     /// How to size a new day's builders.
     hint: SizeHint,
@@ -441,6 +444,7 @@ impl<'a> ChunkBuilder<'a> {
         ChunkBuilder {
             settings,
             days: Vec::new(),
+            builders: Vec::new(),
             last: 0,
             hint: LAST_DAY.get(),
             rejects: None,
@@ -458,17 +462,17 @@ impl<'a> ChunkBuilder<'a> {
         }
         self.counts.rows += 1;
         let day = record.timestamp_us.div_euclid(MICROS_PER_DAY);
-        if self.days.get(self.last).is_none_or(|(d, _)| *d != day) {
-            self.last = match self.days.iter().position(|(d, _)| *d == day) {
+        if self.days.get(self.last) != Some(&day) {
+            self.last = match self.days.iter().position(|d| *d == day) {
                 Some(found) => found,
                 None => {
-                    self.days.push((day, EventsBuilder::new(keep, self.hint)));
+                    self.days.push(day);
+                    self.builders.push(EventsBuilder::new(keep, self.hint));
                     self.days.len() - 1
                 }
             };
         }
-        let builder = &mut self.days[self.last].1;
-        builder.append(record, entity.extract(record).as_deref(), line);
+        self.builders[self.last].append(record, entity.extract(record).as_deref(), line);
     }
 
     /// A line (or row) that could not be used, kept whole as `raw`.
@@ -485,12 +489,13 @@ impl<'a> ChunkBuilder<'a> {
 
     /// The chunk's batches and counts.
     pub fn finish(self) -> ParsedChunk {
-        if let Some(size) = self.days.iter().map(|(_, b)| b.size()).reduce(SizeHint::max) {
+        if let Some(size) = self.builders.iter().map(EventsBuilder::size).reduce(SizeHint::max) {
             LAST_DAY.set(size);
         }
         let source = self.settings.source;
+        let events = self.days.into_iter().zip(self.builders);
         ParsedChunk {
-            events: self.days.into_iter().map(|(day, b)| (day, b.finish(source))).collect(),
+            events: events.map(|(day, b)| (day, b.finish(source))).collect(),
             rejects: self.rejects.map(RejectsBuilder::finish),
             counts: self.counts,
         }

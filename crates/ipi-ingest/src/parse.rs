@@ -189,6 +189,7 @@ fn reject(field: &'static str, kind: RejectKind) -> Reject {
 struct Cursor<'a> {
     line: &'a [u8],
     pos: usize,
+    text: LineText<'a>,
 }
 
 impl<'a> Cursor<'a> {
@@ -228,6 +229,12 @@ impl<'a> Cursor<'a> {
         } else {
             false
         }
+    }
+
+    /// Whether the next byte after blanks is `byte` (it is not consumed).
+    fn next_is(&mut self, byte: u8) -> bool {
+        self.skip_blanks();
+        self.line.get(self.pos) == Some(&byte)
     }
 
     /// A `"quoted"` field, raw (escapes still in). The closing quote is the
@@ -271,19 +278,47 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// `%h %l %u`: the client (the first of a forwarded list), the list, and
+/// the user.
+struct Hosts<'a> {
+    first: &'a [u8],
+    forwarded_for: Option<Cow<'a, str>>,
+    user: Option<Cow<'a, str>>,
+}
+
+impl<'a> Hosts<'a> {
+    /// Read `%h %l %u`; `%h` may be a forwarded list: `a, b, c` (each but
+    /// the last ends in `,`) or `a,b`.
+    fn read(cur: &mut Cursor<'a>, decode: Decode) -> Result<Hosts<'a>, Reject> {
+        cur.skip_blanks();
+        let host_start = cur.pos;
+        let mut first = cur.token("ip")?;
+        let mut listed = false;
+        if first.last() == Some(&b',') {
+            listed = true;
+            first = &first[..first.len() - 1];
+            while cur.token("ip")?.last() == Some(&b',') {}
+        } else if let Some(comma) = memchr(b',', first) {
+            // "a,b" without spaces.
+            listed = true;
+            first = &first[..comma];
+        }
+        if first.is_empty() {
+            return Err(reject("ip", RejectKind::Malformed("a client address")));
+        }
+        let forwarded_for =
+            (listed && decode.forwarded_for).then(|| cur.text.text(&cur.line[host_start..cur.pos]));
+        let _ident = cur.token("ident")?;
+        let user = dash_is_none(cur.token("entity")?).map(|user| cur.text.text(user));
+        Ok(Hosts { first, forwarded_for, user })
+    }
+}
+
 /// A quoted field's raw bytes, and whether a backslash is among them.
 #[derive(Clone, Copy)]
 struct Quoted<'a> {
     raw: &'a [u8],
     escaped: bool,
-}
-
-impl<'a> Quoted<'a> {
-    /// The field as text: [`unescape`], skipping the search for escapes when
-    /// [`Cursor::quoted_raw`] saw none.
-    fn decode(self) -> Cow<'a, str> {
-        if self.escaped { unescape(self.raw) } else { text(self.raw) }
-    }
 }
 
 /// Decode Apache's escapes (`\"`, `\\`, `\xHH`, `\n`, `\t`, `\r`) and turn the
@@ -336,12 +371,48 @@ fn dash_is_none(raw: &[u8]) -> Option<&[u8]> {
     (raw != b"-").then_some(raw)
 }
 
-/// Bytes as text: borrowed when they are UTF-8 (the usual case, checked
-/// fast), with U+FFFD for invalid sequences otherwise.
+/// Bytes as text: borrowed when they are UTF-8, with U+FFFD for invalid
+/// sequences otherwise.
 fn text(raw: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(raw) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(raw),
+    }
+}
+
+/// A line, and the same line as text when it is all UTF-8 (checked once,
+/// with SIMD). Fields are cut at ASCII delimiters, so a field of a valid line
+/// is valid too and is sliced from the text with no check of its own: a
+/// line holds several fields, and checking each was a tenth of the parse.
+#[derive(Clone, Copy)]
+struct LineText<'a> {
+    bytes: &'a [u8],
+    utf8: Option<&'a str>,
+}
+
+impl<'a> LineText<'a> {
+    fn new(bytes: &'a [u8]) -> LineText<'a> {
+        LineText { bytes, utf8: simdutf8::basic::from_utf8(bytes).ok() }
+    }
+
+    /// `part`, a slice of this line, as text ([`text`] when the line is not
+    /// UTF-8).
+    fn text(self, part: &'a [u8]) -> Cow<'a, str> {
+        let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        let found = self
+            .utf8
+            .zip(start.checked_add(part.len()))
+            .and_then(|(whole, end)| whole.get(start..end));
+        match found {
+            Some(part) => Cow::Borrowed(part),
+            None => text(part),
+        }
+    }
+
+    /// A quoted field as text: [`unescape`], skipping the search for escapes
+    /// when [`Cursor::quoted_raw`] saw none.
+    fn decode(self, field: Quoted<'a>) -> Cow<'a, str> {
+        if field.escaped { unescape(field.raw) } else { self.text(field.raw) }
     }
 }
 
@@ -380,69 +451,57 @@ pub fn parse_line_with(
     if line.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(reject("line", RejectKind::Empty));
     }
-    let mut cur = Cursor { line, pos: 0 };
+    let text = LineText::new(line);
+    let mut cur = Cursor { line, pos: 0, text };
 
     let mut vhost = None;
     let mut quoted_list = None;
-    match format {
+    let hosts = match format {
         LineFormat::VhostCombined => {
             let token = cur.token("vhost")?;
-            vhost = decode.vhost.then(|| text(token));
+            vhost = decode.vhost.then(|| text.text(token));
+            Hosts::read(&mut cur, decode)?
         }
-        LineFormat::Common | LineFormat::Combined => {}
+        LineFormat::Common | LineFormat::Combined => Hosts::read(&mut cur, decode)?,
+        LineFormat::Auto if line.first() == Some(&b'"') => {
+            // Nginx's `"$http_x_forwarded_for" $remote_addr ...`.
+            quoted_list = Some(cur.quoted("ip")?);
+            Hosts::read(&mut cur, decode)?
+        }
         LineFormat::Auto => {
-            if line.first() == Some(&b'"') {
-                // Nginx's `"$http_x_forwarded_for" $remote_addr ...`.
-                quoted_list = Some(cur.quoted("ip")?);
-            } else {
-                match leading_prefix(line) {
-                    Leading::None => {}
-                    Leading::Vhost => {
-                        let token = cur.token("vhost")?;
-                        vhost = decode.vhost.then(|| text(token));
+            // Most lines are plain `%h %l %u [`: read them that way first,
+            // and look for a leading field only when the timestamp is not
+            // where it should be.
+            match Hosts::read(&mut cur, decode) {
+                Ok(hosts) if cur.next_is(b'[') => hosts,
+                _ => {
+                    cur.pos = 0;
+                    match leading_prefix(line) {
+                        Leading::None => {}
+                        Leading::Vhost => {
+                            let token = cur.token("vhost")?;
+                            vhost = decode.vhost.then(|| text.text(token));
+                        }
+                        Leading::List => {
+                            // The same, unquoted: `a, b c - - [...`.
+                            let start = cur.pos;
+                            while cur.token("ip")?.last() == Some(&b',') {}
+                            quoted_list = Some(&line[start..cur.pos]);
+                        }
                     }
-                    Leading::List => {
-                        // The same, unquoted: `a, b c - - [...`.
-                        let start = cur.pos;
-                        while cur.token("ip")?.last() == Some(&b',') {}
-                        quoted_list = Some(&line[start..cur.pos]);
-                    }
+                    Hosts::read(&mut cur, decode)?
                 }
             }
         }
-    }
-
-    // %h, possibly a forwarded list: "a, b, c" (each but the last ends in ',').
-    let host_start = {
-        cur.skip_blanks();
-        cur.pos
     };
-    let mut first = cur.token("ip")?;
-    let mut listed = false;
-    if first.last() == Some(&b',') {
-        listed = true;
-        first = &first[..first.len() - 1];
-        while cur.token("ip")?.last() == Some(&b',') {}
-    } else if let Some(comma) = memchr(b',', first) {
-        // "a,b" without spaces.
-        listed = true;
-        first = &first[..comma];
-    }
-    if first.is_empty() {
-        return Err(reject("ip", RejectKind::Malformed("a client address")));
-    }
-    let mut forwarded_for =
-        (listed && decode.forwarded_for).then(|| text(&line[host_start..cur.pos]));
+    let Hosts { mut first, mut forwarded_for, user } = hosts;
     if let Some(list) = quoted_list.filter(|list| !list.is_empty() && *list != b"-") {
         // The first address of the forwarded list is the client; the
         // connecting address is a proxy.
         let end = memchr(b',', list).unwrap_or(list.len());
         first = list[..end].trim_ascii();
-        forwarded_for = decode.forwarded_for.then(|| text(list));
+        forwarded_for = decode.forwarded_for.then(|| text.text(list));
     }
-
-    let _ident = cur.token("ident")?;
-    let user = dash_is_none(cur.token("entity")?).map(text);
 
     cur.skip_blanks();
     if !cur.eat(b'[') {
@@ -460,7 +519,7 @@ pub fn parse_line_with(
 
     let request = cur.quoted_raw("request")?;
     let (method, path, protocol) =
-        if decode.request { split_request_with(request) } else { (None, None, None) };
+        if decode.request { split_request_with(text, request) } else { (None, None, None) };
 
     let status = parse_status(cur.token("status")?)?;
     let bytes = match dash_is_none(cur.token("bytes")?) {
@@ -478,13 +537,13 @@ pub fn parse_line_with(
         LineFormat::Combined | LineFormat::VhostCombined | LineFormat::Auto => {
             let referer = cur.quoted_raw("referer")?;
             let user_agent = cur.quoted_raw("user_agent")?;
-            (decoded(referer, decode.referer), decoded(user_agent, decode.user_agent))
+            (decoded(text, referer, decode.referer), decoded(text, user_agent, decode.user_agent))
         }
     };
 
     Ok(Record {
         vhost,
-        client: text(first),
+        client: text.text(first),
         forwarded_for,
         user,
         timestamp_us,
@@ -500,8 +559,8 @@ pub fn parse_line_with(
 }
 
 /// An optional quoted field as text when it is `wanted`; `-` means none.
-fn decoded(field: Quoted<'_>, wanted: bool) -> Option<Cow<'_, str>> {
-    (wanted && field.raw != b"-").then(|| field.decode())
+fn decoded<'a>(text: LineText<'a>, field: Quoted<'a>, wanted: bool) -> Option<Cow<'a, str>> {
+    (wanted && field.raw != b"-").then(|| text.decode(field))
 }
 
 /// What comes before `%h` in an `auto` line.
@@ -559,10 +618,10 @@ type Request<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>, Option<Cow<'a, s
 
 /// `GET /a b HTTP/1.1` → method, target, protocol. A request that is not
 /// `METHOD TARGET [PROTOCOL]` keeps its whole text in `path`.
-fn split_request_with(request: Quoted<'_>) -> Request<'_> {
+fn split_request_with<'a>(line: LineText<'a>, request: Quoted<'a>) -> Request<'a> {
     let raw = request.raw;
     // Without a backslash in the request there is none in its parts.
-    let unescape = |part| if request.escaped { unescape(part) } else { text(part) };
+    let unescape = |part| if request.escaped { unescape(part) } else { line.text(part) };
     if raw.is_empty() || raw == b"-" {
         return (None, None, None);
     }
@@ -578,10 +637,12 @@ fn split_request_with(request: Quoted<'_>) -> Request<'_> {
     }
     let after = &raw[first_space + 1..];
     match memchr::memrchr(b' ', after) {
-        Some(last) if after[last + 1..].starts_with(b"HTTP/") => {
-            (Some(text(method)), Some(unescape(&after[..last])), Some(text(&after[last + 1..])))
-        }
-        _ => (Some(text(method)), Some(unescape(after)), None),
+        Some(last) if after[last + 1..].starts_with(b"HTTP/") => (
+            Some(line.text(method)),
+            Some(unescape(&after[..last])),
+            Some(line.text(&after[last + 1..])),
+        ),
+        _ => (Some(line.text(method)), Some(unescape(after)), None),
     }
 }
 

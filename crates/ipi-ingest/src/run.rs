@@ -216,14 +216,16 @@ fn start_parser(
 /// How events are encoded: zstd level 1 (encoding is the costliest part of an
 /// ingest, and level 3 saved little on logs), no dictionary for the nearly
 /// unique columns, delta encoding for the line numbers and timestamps, which
-/// grow almost in step, and min/max statistics only where readers prune with them
-/// (time, entity, address, status).
+/// grow almost in step, no compression where zstd saves nothing (those two,
+/// and addresses as integers), and min/max statistics only where readers
+/// prune with them (time, entity, address, status).
 fn writer_options() -> WriterOptions {
     use ipi_core::schema::events;
     let mut options = WriterOptions::default();
     options.parquet.zstd_level = 1;
     options.parquet.plain_columns = events::PLAIN.map(String::from).to_vec();
     options.parquet.delta_columns = events::DELTA.map(String::from).to_vec();
+    options.parquet.uncompressed_columns = events::UNCOMPRESSED.map(String::from).to_vec();
     options.parquet.no_statistics_columns = events::NO_STATISTICS.map(String::from).to_vec();
     options
 }

@@ -66,6 +66,10 @@ pub struct ParquetOptions {
     /// line numbers and sorted ids shrink to a few bits a value before zstd
     /// sees them. Default none.
     pub delta_columns: Vec<String>,
+    /// Columns written without compression: values zstd cannot shrink
+    /// (addresses as integers, delta-packed timestamps), where compressing
+    /// costs time and saves nothing. Default none.
+    pub uncompressed_columns: Vec<String>,
 }
 
 impl Default for ParquetOptions {
@@ -79,6 +83,7 @@ impl Default for ParquetOptions {
             plain_columns: Vec::new(),
             no_statistics_columns: Vec::new(),
             delta_columns: Vec::new(),
+            uncompressed_columns: Vec::new(),
         }
     }
 }
@@ -103,6 +108,10 @@ impl ParquetOptions {
         for column in &self.no_statistics_columns {
             builder = builder
                 .set_column_statistics_enabled(column.as_str().into(), EnabledStatistics::None);
+        }
+        for column in &self.uncompressed_columns {
+            builder =
+                builder.set_column_compression(column.as_str().into(), Compression::UNCOMPRESSED);
         }
         Ok(builder.build())
     }
