@@ -189,7 +189,6 @@ fn reject(field: &'static str, kind: RejectKind) -> Reject {
 struct Cursor<'a> {
     line: &'a [u8],
     pos: usize,
-    text: LineText<'a>,
 }
 
 impl<'a> Cursor<'a> {
@@ -282,14 +281,15 @@ impl<'a> Cursor<'a> {
 /// the user.
 struct Hosts<'a> {
     first: &'a [u8],
-    forwarded_for: Option<Cow<'a, str>>,
-    user: Option<Cow<'a, str>>,
+    /// The whole `%h` field when it is a list.
+    list: Option<&'a [u8]>,
+    user: Option<&'a [u8]>,
 }
 
 impl<'a> Hosts<'a> {
     /// Read `%h %l %u`; `%h` may be a forwarded list: `a, b, c` (each but
     /// the last ends in `,`) or `a,b`.
-    fn read(cur: &mut Cursor<'a>, decode: Decode) -> Result<Hosts<'a>, Reject> {
+    fn read(cur: &mut Cursor<'a>) -> Result<Hosts<'a>, Reject> {
         cur.skip_blanks();
         let host_start = cur.pos;
         let mut first = cur.token("ip")?;
@@ -306,11 +306,10 @@ impl<'a> Hosts<'a> {
         if first.is_empty() {
             return Err(reject("ip", RejectKind::Malformed("a client address")));
         }
-        let forwarded_for =
-            (listed && decode.forwarded_for).then(|| cur.text.text(&cur.line[host_start..cur.pos]));
+        let list = listed.then(|| &cur.line[host_start..cur.pos]);
         let _ident = cur.token("ident")?;
-        let user = dash_is_none(cur.token("entity")?).map(|user| cur.text.text(user));
-        Ok(Hosts { first, forwarded_for, user })
+        let user = dash_is_none(cur.token("entity")?);
+        Ok(Hosts { first, list, user })
     }
 }
 
@@ -442,6 +441,7 @@ pub fn parse_line(line: &[u8], format: LineFormat) -> Result<Record<'_>, Reject>
 }
 
 /// [`parse_line`], decoding only the optional fields `decode` asks for.
+#[inline]
 pub fn parse_line_with(
     line: &[u8],
     format: LineFormat,
@@ -451,37 +451,32 @@ pub fn parse_line_with(
     if line.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(reject("line", RejectKind::Empty));
     }
-    let text = LineText::new(line);
-    let mut cur = Cursor { line, pos: 0, text };
+    let mut cur = Cursor { line, pos: 0 };
 
     let mut vhost = None;
     let mut quoted_list = None;
     let hosts = match format {
         LineFormat::VhostCombined => {
-            let token = cur.token("vhost")?;
-            vhost = decode.vhost.then(|| text.text(token));
-            Hosts::read(&mut cur, decode)?
+            vhost = Some(cur.token("vhost")?);
+            Hosts::read(&mut cur)?
         }
-        LineFormat::Common | LineFormat::Combined => Hosts::read(&mut cur, decode)?,
+        LineFormat::Common | LineFormat::Combined => Hosts::read(&mut cur)?,
         LineFormat::Auto if line.first() == Some(&b'"') => {
             // Nginx's `"$http_x_forwarded_for" $remote_addr ...`.
             quoted_list = Some(cur.quoted("ip")?);
-            Hosts::read(&mut cur, decode)?
+            Hosts::read(&mut cur)?
         }
         LineFormat::Auto => {
             // Most lines are plain `%h %l %u [`: read them that way first,
             // and look for a leading field only when the timestamp is not
             // where it should be.
-            match Hosts::read(&mut cur, decode) {
+            match Hosts::read(&mut cur) {
                 Ok(hosts) if cur.next_is(b'[') => hosts,
                 _ => {
                     cur.pos = 0;
                     match leading_prefix(line) {
                         Leading::None => {}
-                        Leading::Vhost => {
-                            let token = cur.token("vhost")?;
-                            vhost = decode.vhost.then(|| text.text(token));
-                        }
+                        Leading::Vhost => vhost = Some(cur.token("vhost")?),
                         Leading::List => {
                             // The same, unquoted: `a, b c - - [...`.
                             let start = cur.pos;
@@ -489,18 +484,18 @@ pub fn parse_line_with(
                             quoted_list = Some(&line[start..cur.pos]);
                         }
                     }
-                    Hosts::read(&mut cur, decode)?
+                    Hosts::read(&mut cur)?
                 }
             }
         }
     };
-    let Hosts { mut first, mut forwarded_for, user } = hosts;
-    if let Some(list) = quoted_list.filter(|list| !list.is_empty() && *list != b"-") {
+    let Hosts { mut first, mut list, user } = hosts;
+    if let Some(quoted) = quoted_list.filter(|list| !list.is_empty() && *list != b"-") {
         // The first address of the forwarded list is the client; the
         // connecting address is a proxy.
-        let end = memchr(b',', list).unwrap_or(list.len());
-        first = list[..end].trim_ascii();
-        forwarded_for = decode.forwarded_for.then(|| text.text(list));
+        let end = memchr(b',', quoted).unwrap_or(quoted.len());
+        first = quoted[..end].trim_ascii();
+        list = Some(quoted);
     }
 
     cur.skip_blanks();
@@ -518,6 +513,9 @@ pub fn parse_line_with(
     cur.pos += close + 1;
 
     let request = cur.quoted_raw("request")?;
+    // The text fields wanted end here, unless the referer or agent is.
+    let wanted = if decode.referer || decode.user_agent { line } else { &line[..cur.pos] };
+    let text = LineText::new(wanted);
     let (method, path, protocol) =
         if decode.request { split_request_with(text, request) } else { (None, None, None) };
 
@@ -542,10 +540,10 @@ pub fn parse_line_with(
     };
 
     Ok(Record {
-        vhost,
+        vhost: vhost.filter(|_| decode.vhost).map(|v| text.text(v)),
         client: text.text(first),
-        forwarded_for,
-        user,
+        forwarded_for: list.filter(|_| decode.forwarded_for).map(|l| text.text(l)),
+        user: user.map(|u| text.text(u)),
         timestamp_us,
         tz_offset_minutes,
         method,
