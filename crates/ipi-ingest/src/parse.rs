@@ -208,6 +208,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next space-delimited token.
+    #[inline]
     fn token(&mut self, field: &'static str) -> Result<&'a [u8], Reject> {
         self.skip_blanks();
         if self.at_end() {
@@ -298,8 +299,8 @@ impl<'a> Hosts<'a> {
             listed = true;
             first = &first[..first.len() - 1];
             while cur.token("ip")?.last() == Some(&b',') {}
-        } else if let Some(comma) = memchr(b',', first) {
-            // "a,b" without spaces.
+        } else if let Some(comma) = first.iter().position(|&b| b == b',') {
+            // "a,b" without spaces (a short token: a loop, not memchr).
             listed = true;
             first = &first[..comma];
         }

@@ -225,6 +225,7 @@ fn writer_options() -> WriterOptions {
     options.parquet.zstd_level = 1;
     options.parquet.plain_columns = events::PLAIN.map(String::from).to_vec();
     options.parquet.delta_columns = events::DELTA.map(String::from).to_vec();
+    options.parquet.delta_length_columns = events::DELTA_LENGTH.map(String::from).to_vec();
     options.parquet.uncompressed_columns = events::UNCOMPRESSED.map(String::from).to_vec();
     options.parquet.no_statistics_columns = events::NO_STATISTICS.map(String::from).to_vec();
     options

@@ -929,6 +929,7 @@ fn scores_writer_options() -> WriterOptions {
     options.parquet.plain_columns =
         events::PLAIN.iter().chain(&scores::PLAIN).map(|c| c.to_string()).collect();
     options.parquet.delta_columns = events::DELTA.map(String::from).to_vec();
+    options.parquet.delta_length_columns = events::DELTA_LENGTH.map(String::from).to_vec();
     options.parquet.uncompressed_columns = events::UNCOMPRESSED.map(String::from).to_vec();
     options.parquet.no_statistics_columns = events::NO_STATISTICS.map(String::from).to_vec();
     options

@@ -66,6 +66,12 @@ pub struct ParquetOptions {
     /// line numbers and sorted ids shrink to a few bits a value before zstd
     /// sees them. Default none.
     pub delta_columns: Vec<String>,
+    /// Text columns written with `DELTA_LENGTH_BYTE_ARRAY` and no
+    /// dictionary: the lengths are packed apart from the bytes, so zstd sees
+    /// only the text. For nearly unique short text (addresses) that halves
+    /// zstd's time and saves a fifth of the space against `PLAIN`. Default
+    /// none.
+    pub delta_length_columns: Vec<String>,
     /// Columns written without compression: values zstd cannot shrink
     /// (addresses as integers, delta-packed timestamps), where compressing
     /// costs time and saves nothing. Default none.
@@ -83,6 +89,7 @@ impl Default for ParquetOptions {
             plain_columns: Vec::new(),
             no_statistics_columns: Vec::new(),
             delta_columns: Vec::new(),
+            delta_length_columns: Vec::new(),
             uncompressed_columns: Vec::new(),
         }
     }
@@ -104,6 +111,11 @@ impl ParquetOptions {
             builder = builder
                 .set_column_dictionary_enabled(column.as_str().into(), false)
                 .set_column_encoding(column.as_str().into(), Encoding::DELTA_BINARY_PACKED);
+        }
+        for column in &self.delta_length_columns {
+            builder = builder
+                .set_column_dictionary_enabled(column.as_str().into(), false)
+                .set_column_encoding(column.as_str().into(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
         }
         for column in &self.no_statistics_columns {
             builder = builder
