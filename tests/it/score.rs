@@ -455,6 +455,12 @@ fn sagemaker_request_bodies_get_sagemaker_responses() {
     ]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("text/csv"), "{}", text(&out));
+
+    // A glob names request bodies, not Parquet: refused, saying what to give.
+    let out =
+        run(ipi(d).args(["score", "--model", "model", "--input", "in/*.parquet", "--output", "x"]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("a day of it"), "{}", text(&out));
 }
 
 #[test]

@@ -433,7 +433,8 @@ pub struct ScoreArgs {
     /// The model folder (model.safetensors + model.json), path or s3://.
     #[arg(long, value_name = "URL")]
     pub model: String,
-    /// Events dataset, a day of it, Parquet, or request bodies (path, s3:// or glob).
+    /// Events dataset, a day of it (…/date=YYYY-MM-DD) or a Parquet file; or request bodies
+    /// (.csv, .json, .jsonl: a file, a folder or a glob). Local or s3://.
     #[arg(long, value_name = "URL")]
     pub input: String,
     /// Where the scores dataset (or, with --accept, the .out files) goes.

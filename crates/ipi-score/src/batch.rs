@@ -154,6 +154,16 @@ impl<'a> Job<'a> {
 
     /// The events dataset, a day of it, or other Parquet.
     async fn parquet(&mut self) -> Result<()> {
+        if self.config.input.contains(['*', '?', '[']) {
+            return Err(Error::Input {
+                url: self.config.input.clone(),
+                reason:
+                    "a glob can name request bodies (.csv, .json or .jsonl, or given a content \
+                         type), not Parquet: give the events dataset, a day of it \
+                         (…/date=YYYY-MM-DD) or one .parquet file"
+                        .into(),
+            });
+        }
         let root = Location::parse(&self.config.input)?;
         let day = day_partition(&self.config.input);
         let dataset = match Dataset::open_or_glob(&root).await {
