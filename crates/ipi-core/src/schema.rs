@@ -66,8 +66,9 @@ pub mod events {
     /// Integer columns that grow almost in step (`DELTA_BINARY_PACKED`).
     pub const DELTA: [&str; 2] = [TIMESTAMP, LINE];
     /// Columns zstd cannot shrink, written uncompressed: addresses as
-    /// integers, and the delta-packed columns (1.49 → 1.43 MB a day for
-    /// timestamps of the 10,000-user log, at a tenth of the ingest's zstd time).
+    /// integers, and the delta-packed columns. On a day of the 10,000-user
+    /// log zstd took `timestamp` from 1.49 to 1.43 MB, `ipv4` from 1.25 to
+    /// 1.25 MB and `line` from 0.24 to 0.21 MB.
     pub const UNCOMPRESSED: [&str; 3] = [TIMESTAMP, IPV4, LINE];
     /// Columns without min/max statistics: readers prune by time, entity,
     /// address (`ipv4`) and status, never by free text, whose statistics

@@ -19,7 +19,7 @@ use ipi_ingest::batch::{
     EntityExtractor, InputKind, Keep, ParseSettings, RowSettings, parse_chunk,
 };
 use ipi_ingest::parse::{Decode, LineFormat, parse_line_with};
-use ipi_ingest::source::Chunk;
+use ipi_ingest::source::Chunker;
 
 const BYTES: usize = 64 << 20;
 const CHUNK: usize = 4 << 20;
@@ -103,18 +103,11 @@ fn main() {
         report("parse_line_with (all)", seconds, lines, bytes.len());
     }
 
+    // Cut as an ingest cuts its input.
+    let mut chunker = Chunker::new(bytes.as_slice(), CHUNK);
     let mut chunks = Vec::new();
-    let mut start = 0;
-    while start < bytes.len() {
-        let end = memchr::memrchr(b'\n', &bytes[..(start + CHUNK).min(bytes.len())])
-            .map_or(bytes.len(), |i| i + 1)
-            .max(start + 1);
-        chunks.push(Chunk {
-            seq: chunks.len() as u64,
-            first_line: 1,
-            bytes: bytes[start..end].to_vec(),
-        });
-        start = end;
+    while let Some(chunk) = chunker.next_chunk().expect("reading memory") {
+        chunks.push(chunk);
     }
     let filter = Filter {
         method: vec!["GET".into()],

@@ -351,7 +351,7 @@ pub async fn write_json<T: Serialize>(location: &Location, value: &T) -> anyhow:
 
 /// The version of what is at `url` (see the module docs).
 pub async fn version_of(url: &str) -> Result<String, ipi_storage::Error> {
-    if url.contains(['*', '?', '[']) {
+    if ipi_storage::is_glob(url) {
         let found = ipi_storage::expand(url).await?;
         let metas: Vec<ObjectMeta> = found.into_iter().map(|(_, m)| m).collect();
         return Ok(listing_version("glob", &metas));

@@ -154,7 +154,7 @@ impl<'a> Job<'a> {
 
     /// The events dataset, a day of it, or other Parquet.
     async fn parquet(&mut self) -> Result<()> {
-        if self.config.input.contains(['*', '?', '[']) {
+        if ipi_storage::is_glob(&self.config.input) {
             return Err(Error::Input {
                 url: self.config.input.clone(),
                 reason:

@@ -16,6 +16,12 @@ use crate::location::{GLOB_CHARS, Location};
 /// Characters that start a pattern in a path segment (globset's syntax).
 const PATTERN_CHARS: &[char] = &['*', '?', '[', '{', '\\'];
 
+/// True when `input` holds a glob character (`*`, `?`, `[`): [`expand`]
+/// lists what it matches, and [`Location::parse`] refuses it.
+pub fn is_glob(input: &str) -> bool {
+    input.contains(GLOB_CHARS)
+}
+
 /// True for a hidden name: one that starts with `_` or `.`.
 pub fn is_hidden(segment: &str) -> bool {
     segment.starts_with('_') || segment.starts_with('.')

@@ -77,7 +77,7 @@ pub use dataset::{
     put_if_absent,
 };
 pub use error::{Error, Result};
-pub use glob::{expand, is_hidden, list_all, list_glob};
+pub use glob::{expand, is_glob, is_hidden, list_all, list_glob};
 pub use location::{Location, StorageOptions};
 pub use parquet_io::{
     ParquetOptions, ParquetSink, ParquetStream, ReadOptions, WrittenFile, read_parquet,

@@ -36,7 +36,7 @@ impl StepKind for Score {
             .get("input")
             .and_then(toml::Value::as_str)
             .and_then(|i| i.trim_end_matches('/').rsplit('/').next())
-            .filter(|last| last.starts_with("date=") && !last.contains(['*', '?', '[']))
+            .filter(|last| last.starts_with("date=") && !ipi_storage::is_glob(last))
             .map(str::to_owned);
         if let Some(day) = day
             && body.get("accept").is_none()
