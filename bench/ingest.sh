@@ -6,8 +6,11 @@
 # LOG is an access log such as the 700 MB, 3.1M-line one that
 # ../shared/peers/make_login_log.py writes for 10,000 users. Every tool does
 # the SageMaker notebook's job: keep `GET /login_success` with status 200 and
-# write Parquet. The peers write three columns; ipi writes the whole events
-# schema, partitioned by UTC date, plus rejects.
+# write Parquet. The peers write three columns (user, ip, timestamp); ipi
+# writes the whole events schema, partitioned by UTC date, plus rejects:
+# every column by default, and with `--keep=` the columns IP Insights needs
+# (time, offset, entity, ip and ipv4, status, source, line; the request,
+# referer and agent columns null), which is the peers' job like for like.
 #
 # Needs a release build (cargo build --release -p ipi-pipeline), and
 # PEERS_PYTHON pointing at a Python with duckdb, polars, pandas and pyarrow
@@ -60,6 +63,8 @@ echo "== ipi vs polars (CSV mode)"
 pair "$runs" "$ours" "$py $peers/ingest_polars.py $log $out/polars.parquet --mode csv"
 echo "== ipi vs pandas (the SageMaker notebook's path)"
 pair "$(( runs < 3 ? runs : 3 ))" "$ours" "$py $peers/ingest_pandas.py $log $out/pandas.parquet"
+echo "== ipi --keep= vs pandas"
+pair "$(( runs < 3 ? runs : 3 ))" "$ours --keep=" "$py $peers/ingest_pandas.py $log $out/pandas.parquet"
 echo "== rows kept: ipi, then DuckDB"
 $ipi --quiet ingest "$log" --output "$out/ipi" --method GET --path-prefix /login_success --status 200 --json \
     | $py -c 'import json,sys; print(json.load(sys.stdin)["totals"])'

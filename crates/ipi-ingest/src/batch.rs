@@ -542,7 +542,7 @@ garbage\n\
 \n\
 1.2.3.4 - - [01/Jan/2020:10:00:00 +0000] \"POST /x HTTP/1.1\" 500 1 \"-\" \"UA\"\n\
 1.2.3.4 - amy [01/Jan/2020:10:00:00 +0000] \"GET /login_success HTTP/1.1\" 200 1 \"-\" \"UA\"";
-        let chunk = Chunk { seq: 0, first_line: 10, bytes: text.to_vec() };
+        let chunk = Chunk { seq: 0, first_line: 10, bytes: text.to_vec().into() };
         let filter = Filter {
             method: vec!["GET".into()],
             path_prefix: Some("/login".into()),
@@ -579,7 +579,7 @@ mod keep_tests {
     #[test]
     fn columns_not_kept_are_null_and_the_schema_is_unchanged() {
         let line = b"1.2.3.4 - bob [01/Jan/2020:10:00:00 +0000] \"GET /x HTTP/1.1\" 200 7 \"http://r\" \"UA\"\n";
-        let chunk = Chunk { seq: 0, first_line: 1, bytes: line.to_vec() };
+        let chunk = Chunk { seq: 0, first_line: 1, bytes: line.to_vec().into() };
         let keep = Keep::from_names(&["path"]).unwrap();
         let filter = Filter::default();
         let settings = ParseSettings {

@@ -65,6 +65,12 @@ pub struct IngestConfig {
     /// Lines per parallel chunk are cut at this many bytes (default 4 MiB).
     #[serde(default = "default_chunk_bytes")]
     pub chunk_bytes: usize,
+    /// Memory-map local plain files instead of reading them (default
+    /// true): faster, but a file truncated while it is read (a log rotated
+    /// with `copytruncate` during the ingest) kills the process with SIGBUS.
+    /// Nothing is committed then, and a re-run is clean.
+    #[serde(default = "default_mmap")]
+    pub mmap: bool,
 }
 
 impl IngestConfig {
@@ -137,6 +143,7 @@ impl IngestConfig {
             max_reject_ratio: default_max_reject_ratio(),
             keep: all_optional_columns(),
             chunk_bytes: default_chunk_bytes(),
+            mmap: default_mmap(),
         }
     }
 }
@@ -155,6 +162,10 @@ fn default_max_reject_ratio() -> f64 {
 
 fn default_chunk_bytes() -> usize {
     4 << 20
+}
+
+fn default_mmap() -> bool {
+    true
 }
 
 /// Where the entity of an event comes from.

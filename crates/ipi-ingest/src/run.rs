@@ -28,7 +28,7 @@ use crate::config::{FormatName, IngestConfig};
 use crate::error::{Error, Result};
 use crate::parquet_input::{ParquetLayout, parse_batch};
 use crate::parse::LineFormat;
-use crate::source::{Chunker, open};
+use crate::source::{ChunkBytes, chunks};
 use crate::table::{TableLayout, parse_instant};
 
 /// Called with the number of input bytes processed since the last call.
@@ -256,8 +256,8 @@ fn parse_input(
     let config = &prepared.config;
     let default_timestamp = prepared.default_timestamp;
     let read_error = |e: std::io::Error| Error::Read { url: source.to_owned(), source: e };
-    let reader = open(location, handle).map_err(read_error)?;
-    let mut chunker = Chunker::new(reader, config.chunk_bytes);
+    let mut chunker =
+        chunks(location, handle, config.chunk_bytes, config.mmap).map_err(read_error)?;
     let window = rayon::current_num_threads().max(1) * 2;
     // A table with a header: its first line names the columns.
     let mut pending = None;
@@ -279,7 +279,7 @@ fn parse_input(
                     "{source}: the table has no time column (timestamp, time or event_time); set default_timestamp"
                 )));
             }
-            first.bytes.drain(..(end + 1).min(first.bytes.len()));
+            first.bytes.advance(end + 1);
             first.first_line += 1;
             pending = Some(first).filter(|chunk| !chunk.bytes.is_empty());
             InputKind::Table { layout: &layout, default_timestamp }
@@ -291,7 +291,7 @@ fn parse_input(
     // overlaps parsing; the channel bounds how far ahead it gets.
     std::thread::scope(|scope| {
         let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel(window);
-        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<ChunkBytes>();
         let reader = scope.spawn(move || {
             loop {
                 while let Ok(buffer) = recycle_rx.try_recv() {
@@ -310,12 +310,12 @@ fn parse_input(
                     }
                 }
             }
-            chunker.bytes_read
+            chunker.bytes_read()
         });
         // Up to `window` chunks parse at once on the rayon pool, each as
         // soon as a thread is free (no chunk waits for a slower neighbour);
         // they are sent on in input order.
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, ParsedChunk, Vec<u8>)>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, ParsedChunk, ChunkBytes)>();
         let settings = &settings;
         rayon::in_place_scope(|scope| -> Result<()> {
             let mut in_flight = 0;
@@ -457,12 +457,13 @@ mod tests {
         }
         std::fs::write(&log, text).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let ingest_with = |chunk_bytes: usize, name: &str| {
+        let ingest_with = |chunk_bytes: usize, name: &str, mmap: bool| {
             let output = dir.path().join(name).to_str().unwrap().to_string();
             let config: IngestConfig = serde_json::from_value(serde_json::json!({
                 "inputs": [log.to_str().unwrap()],
                 "output": output,
                 "chunk_bytes": chunk_bytes,
+                "mmap": mmap,
             }))
             .unwrap();
             runtime.block_on(async {
@@ -472,7 +473,10 @@ mod tests {
                 (lines(&output).await, lines(&format!("{output}/_rejects")).await)
             })
         };
-        let (events, rejects) = ingest_with(4096, "small");
+        let small = ingest_with(4096, "small", true);
+        // Read instead of mapped: the same rows and rejects.
+        assert_eq!(ingest_with(4096, "read", false), small);
+        let (events, rejects) = small;
         let expected_rejects: Vec<u64> =
             (0..5000).filter(|i| i % 997 == 0).map(|i| i + 1).collect();
         assert_eq!(rejects.into_values().flatten().collect::<Vec<_>>(), expected_rejects);
@@ -481,6 +485,6 @@ mod tests {
         };
         assert_eq!(events["date=2018-11-12"], day(0..2500));
         assert_eq!(events["date=2018-11-13"], day(2500..5000));
-        assert_eq!(ingest_with(64 << 20, "one").0, events);
+        assert_eq!(ingest_with(64 << 20, "one", true).0, events);
     }
 }

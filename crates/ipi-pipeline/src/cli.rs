@@ -719,6 +719,11 @@ pub struct IngestArgs {
     /// Fail (exit 1) when more than this share of lines is rejected.
     #[arg(long, default_value_t = 0.05, value_name = "RATIO")]
     pub max_reject_ratio: f64,
+    /// Read local files with read calls instead of memory-mapping them. A
+    /// mapped file truncated during the ingest (a log rotated with
+    /// copytruncate) kills the process with SIGBUS; nothing is committed then.
+    #[arg(long)]
+    pub no_mmap: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,

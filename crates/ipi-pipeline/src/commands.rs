@@ -144,6 +144,7 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
             status: args.status.clone(),
         },
         max_reject_ratio: args.max_reject_ratio,
+        mmap: !args.no_mmap,
         entity: match (&args.entity_param, &args.entity_regex) {
             (Some(name), _) => EntitySource::QueryParam { name: name.clone() },
             (None, Some(pattern)) => EntitySource::PathRegex { pattern: pattern.clone() },
