@@ -7,7 +7,9 @@ use arrow_array::builder::{
     BinaryBuilder, Int16Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
     UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use arrow_array::cast::AsArray as _;
+use arrow_array::types::UInt64Type;
+use arrow_array::{ArrayRef, RecordBatch};
 use ipi_core::schema::{events_schema, rejects_schema};
 
 use std::borrow::Cow;
@@ -30,6 +32,30 @@ pub struct ParsedChunk {
     pub rejects: Option<RecordBatch>,
     /// Line counts.
     pub counts: Counts,
+}
+
+impl ParsedChunk {
+    /// Number the chunk's lines from `lines_before + 1` rather than from 1:
+    /// a chunk's lines are numbered within it ([`parse_chunk`]), and where
+    /// it sits in its input is known only once the chunks before it are
+    /// parsed.
+    pub fn renumber(&mut self, lines_before: u64) {
+        if lines_before == 0 {
+            return;
+        }
+        for batch in self.events.values_mut().chain(self.rejects.as_mut()) {
+            *batch = shift_lines(batch, lines_before);
+        }
+    }
+}
+
+/// `batch` with `by` added to its `line` column.
+fn shift_lines(batch: &RecordBatch, by: u64) -> RecordBatch {
+    let index = batch.schema().index_of("line").expect("events and rejects have a line column");
+    let mut columns = batch.columns().to_vec();
+    let lines = columns[index].as_primitive::<UInt64Type>();
+    columns[index] = Arc::new(lines.unary::<_, UInt64Type>(|line| line + by));
+    RecordBatch::try_new(batch.schema(), columns).expect("only the values changed")
 }
 
 /// How lines were accounted for. `lines == rows + filtered + rejected`.
@@ -327,7 +353,7 @@ impl EventsBuilder {
         let rows = self.rows;
         // A column that is not kept is all nulls of its type.
         let optional = |kept: bool, array: ArrayRef| -> ArrayRef {
-            if kept { array } else { new_null_array(array.data_type(), rows) }
+            if kept { array } else { constant::nulls(array.data_type(), rows) }
         };
         let keep = self.keep;
         let columns: Vec<ArrayRef> = vec![
@@ -345,13 +371,107 @@ impl EventsBuilder {
             optional(keep.user_agent, Arc::new(self.user_agent.finish())),
             optional(keep.vhost, Arc::new(self.vhost.finish())),
             optional(keep.forwarded_for, Arc::new(self.forwarded_for.finish())),
-            // The same text in every row: built once, not row by row.
-            Arc::new(StringArray::new_repeated(source, rows)),
+            constant::source(source, rows),
             Arc::new(self.line.finish()),
         ];
         // The columns follow events_schema() one for one; a mismatch is a
         // bug caught by the tests, never a data error.
         RecordBatch::try_new(events_schema(), columns).expect("events columns match the schema")
+    }
+}
+
+/// Columns that are the same in every row: `source`, and the optional
+/// columns that are not kept (all null). Each thread builds them once, as
+/// long as the longest batch so far, and gives each batch a slice (which
+/// shares the buffers). Built per batch, they were about 100 bytes a row
+/// written and freed again (the source's text alone is as long as the rest
+/// of a `--keep=` row).
+mod constant {
+    use std::cell::RefCell;
+
+    use arrow_array::{Array, ArrayRef, StringArray, new_null_array};
+    use arrow_schema::DataType;
+
+    use super::Arc;
+
+    /// Batches longer than this get columns of their own, not slices of a
+    /// cached one (a table input can make batches of a million rows).
+    const MAX_CACHED_ROWS: usize = 1 << 16;
+
+    #[derive(Default)]
+    struct Cache {
+        /// The source, and a column of it.
+        source: Option<(String, ArrayRef)>,
+        /// A null column of each type asked for.
+        nulls: Vec<ArrayRef>,
+    }
+
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    }
+
+    /// How long to build a column that must hold `rows`.
+    fn cached_len(rows: usize) -> usize {
+        rows.next_power_of_two().max(1024)
+    }
+
+    /// `rows` rows of `source`.
+    pub(super) fn source(source: &str, rows: usize) -> ArrayRef {
+        if rows > MAX_CACHED_ROWS {
+            return Arc::new(StringArray::new_repeated(source, rows));
+        }
+        CACHE.with_borrow_mut(|cache| {
+            let fits = |(text, column): &(String, ArrayRef)| text == source && column.len() >= rows;
+            if !cache.source.as_ref().is_some_and(fits) {
+                let column = StringArray::new_repeated(source, cached_len(rows));
+                cache.source = Some((source.to_owned(), Arc::new(column)));
+            }
+            let (_, column) = cache.source.as_ref().expect("just set");
+            column.slice(0, rows)
+        })
+    }
+
+    /// `rows` nulls of `data_type`.
+    pub(super) fn nulls(data_type: &DataType, rows: usize) -> ArrayRef {
+        if rows > MAX_CACHED_ROWS {
+            return new_null_array(data_type, rows);
+        }
+        CACHE.with_borrow_mut(|cache| {
+            let found = cache.nulls.iter().position(|column| column.data_type() == data_type);
+            let index = match found {
+                Some(index) if cache.nulls[index].len() >= rows => index,
+                Some(index) => {
+                    cache.nulls[index] = new_null_array(data_type, cached_len(rows));
+                    index
+                }
+                None => {
+                    cache.nulls.push(new_null_array(data_type, cached_len(rows)));
+                    cache.nulls.len() - 1
+                }
+            };
+            cache.nulls[index].slice(0, rows)
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use arrow_array::cast::AsArray as _;
+
+        use super::*;
+
+        #[test]
+        fn slices_hold_the_asked_rows_whatever_was_cached_before() {
+            for (text, rows) in [("a", 3), ("a", 5000), ("a", 2), ("bb", 2), ("a", 70_000)] {
+                let column = source(text, rows);
+                assert_eq!(column.len(), rows);
+                assert!(column.as_string::<i32>().iter().all(|v| v == Some(text)), "{text}");
+                for data_type in [DataType::Utf8, DataType::UInt64] {
+                    let column = nulls(&data_type, rows);
+                    assert_eq!((column.len(), column.null_count()), (rows, rows));
+                    assert_eq!(column.data_type(), &data_type);
+                }
+            }
+        }
     }
 }
 
@@ -384,7 +504,8 @@ impl RejectsBuilder {
     }
 }
 
-/// Parse every line of a chunk.
+/// Parse every line of a chunk, numbering them from 1 (see
+/// [`ParsedChunk::renumber`]).
 pub fn parse_chunk(chunk: &Chunk, settings: &ParseSettings<'_>) -> ParsedChunk {
     let ParseSettings { input, rows } = *settings;
     let RowSettings { filter, keep, entity, .. } = rows;
@@ -401,7 +522,7 @@ pub fn parse_chunk(chunk: &Chunk, settings: &ParseSettings<'_>) -> ParsedChunk {
         vhost: keep.vhost,
         forwarded_for: keep.forwarded_for,
     };
-    for (line_no, line) in (chunk.first_line..).zip(lines(&chunk.bytes)) {
+    for (line_no, line) in (1..).zip(lines(&chunk.bytes)) {
         let parsed = match input {
             InputKind::Log(format) => parse_line_with(line, format, decode),
             InputKind::Table { layout, default_timestamp } => {
@@ -542,7 +663,7 @@ garbage\n\
 \n\
 1.2.3.4 - - [01/Jan/2020:10:00:00 +0000] \"POST /x HTTP/1.1\" 500 1 \"-\" \"UA\"\n\
 1.2.3.4 - amy [01/Jan/2020:10:00:00 +0000] \"GET /login_success HTTP/1.1\" 200 1 \"-\" \"UA\"";
-        let chunk = Chunk { seq: 0, first_line: 10, bytes: text.to_vec().into() };
+        let chunk = Chunk { seq: 0, bytes: text.to_vec().into() };
         let filter = Filter {
             method: vec!["GET".into()],
             path_prefix: Some("/login".into()),
@@ -557,7 +678,16 @@ garbage\n\
                 entity: &EntityExtractor::User,
             },
         };
-        let parsed = parse_chunk(&chunk, &settings);
+        let mut parsed = parse_chunk(&chunk, &settings);
+        let line_numbers = |batch: &RecordBatch| {
+            batch.column_by_name("line").unwrap().as_primitive::<UInt64Type>().values().to_vec()
+        };
+        let kept: Vec<Vec<u64>> = parsed.events.values().map(line_numbers).collect();
+        assert_eq!(kept, [vec![5], vec![1]]);
+        // The chunk after nine lines of its input.
+        parsed.renumber(9);
+        let kept: Vec<Vec<u64>> = parsed.events.values().map(line_numbers).collect();
+        assert_eq!(kept, [vec![14], vec![10]]);
         let c = &parsed.counts;
         assert_eq!((c.lines, c.rows, c.filtered, c.rejected), (5, 2, 1, 2));
         assert_eq!(c.reasons.get("empty line"), Some(&1));
@@ -579,7 +709,7 @@ mod keep_tests {
     #[test]
     fn columns_not_kept_are_null_and_the_schema_is_unchanged() {
         let line = b"1.2.3.4 - bob [01/Jan/2020:10:00:00 +0000] \"GET /x HTTP/1.1\" 200 7 \"http://r\" \"UA\"\n";
-        let chunk = Chunk { seq: 0, first_line: 1, bytes: line.to_vec().into() };
+        let chunk = Chunk { seq: 0, bytes: line.to_vec().into() };
         let keep = Keep::from_names(&["path"]).unwrap();
         let filter = Filter::default();
         let settings = ParseSettings {

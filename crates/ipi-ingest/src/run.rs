@@ -261,6 +261,9 @@ fn parse_input(
     let window = rayon::current_num_threads().max(1) * 2;
     // A table with a header: its first line names the columns.
     let mut pending = None;
+    // Lines of the input before the next chunk to send on: the header, at
+    // first, if the table has one.
+    let mut lines_before = 0;
     let layout;
     let input = match config.format {
         FormatName::SagemakerCsv => {
@@ -280,7 +283,7 @@ fn parse_input(
                 )));
             }
             first.bytes.advance(end + 1);
-            first.first_line += 1;
+            lines_before = 1;
             pending = Some(first).filter(|chunk| !chunk.bytes.is_empty());
             InputKind::Table { layout: &layout, default_timestamp }
         }
@@ -348,8 +351,10 @@ fn parse_input(
                 }
                 let _ = recycle_tx.send(bytes);
                 ready.insert(seq, parsed);
-                while let Some(parsed) = ready.remove(&next) {
+                while let Some(mut parsed) = ready.remove(&next) {
                     next += 1;
+                    parsed.renumber(lines_before);
+                    lines_before += parsed.counts.lines;
                     // A closed channel means the writer stopped; its error
                     // is the one to report.
                     if tx.blocking_send(parsed).is_err() {
@@ -486,5 +491,53 @@ mod tests {
         assert_eq!(events["date=2018-11-12"], day(0..2500));
         assert_eq!(events["date=2018-11-13"], day(2500..5000));
         assert_eq!(ingest_with(64 << 20, "one", true).0, events);
+    }
+
+    /// A table's header is line 1, so its first record is line 2, in every
+    /// chunk after the first too.
+    #[test]
+    fn a_headed_table_numbers_records_from_line_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("events.csv");
+        let mut text = String::from("timestamp,entity,ip\n");
+        for i in 0..1000u32 {
+            if i % 301 == 0 {
+                text.push_str("not,a,record\n");
+            } else {
+                writeln!(
+                    text,
+                    "2018-11-12T10:{:02}:{:02}Z,user_{},10.0.0.{}",
+                    i / 60 % 60,
+                    i % 60,
+                    i % 7,
+                    i % 250
+                )
+                .unwrap();
+            }
+        }
+        std::fs::write(&table, text).unwrap();
+        let output = dir.path().join("out").to_str().unwrap().to_string();
+        let config: IngestConfig = serde_json::from_value(serde_json::json!({
+            "inputs": [table.to_str().unwrap()],
+            "output": output,
+            "format": "csv",
+            "chunk_bytes": 4096,
+            "max_reject_ratio": 1.0,
+        }))
+        .unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (events, rejects) = runtime.block_on(async {
+            let summary = ingest(&config, None).await.unwrap();
+            assert_eq!((summary.totals.lines, summary.totals.rejected), (1000, 4));
+            (lines(&output).await, lines(&format!("{output}/_rejects")).await)
+        });
+        let record_lines = |keep: fn(&u32) -> bool| -> Vec<u64> {
+            (0..1000u32).filter(keep).map(|i| u64::from(i) + 2).collect()
+        };
+        assert_eq!(
+            rejects.into_values().flatten().collect::<Vec<_>>(),
+            record_lines(|i| i % 301 == 0)
+        );
+        assert_eq!(events["date=2018-11-12"], record_lines(|i| i % 301 != 0));
     }
 }
