@@ -10,7 +10,7 @@ use arrow_array::builder::{
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, RecordBatch};
-use ipi_core::schema::{events_schema, rejects_schema};
+use ipi_core::schema::{self, events_schema, rejects_schema};
 
 use std::borrow::Cow;
 
@@ -43,15 +43,18 @@ impl ParsedChunk {
         if lines_before == 0 {
             return;
         }
-        for batch in self.events.values_mut().chain(self.rejects.as_mut()) {
-            *batch = shift_lines(batch, lines_before);
+        for batch in self.events.values_mut() {
+            *batch = shift_lines(batch, schema::events::LINE, lines_before);
+        }
+        if let Some(batch) = &mut self.rejects {
+            *batch = shift_lines(batch, schema::rejects::LINE, lines_before);
         }
     }
 }
 
-/// `batch` with `by` added to its `line` column.
-fn shift_lines(batch: &RecordBatch, by: u64) -> RecordBatch {
-    let index = batch.schema().index_of("line").expect("events and rejects have a line column");
+/// `batch` with `by` added to its line-number column, `line`.
+fn shift_lines(batch: &RecordBatch, line: &str, by: u64) -> RecordBatch {
+    let index = batch.schema().index_of(line).expect("events and rejects have a line column");
     let mut columns = batch.columns().to_vec();
     let lines = columns[index].as_primitive::<UInt64Type>();
     columns[index] = Arc::new(lines.unary::<_, UInt64Type>(|line| line + by));
