@@ -63,8 +63,13 @@ pub mod events {
     /// zstd then sees the addresses without a length before each, which
     /// halves its time on them and saves a fifth of the space.
     pub const DELTA_LENGTH: [&str; 1] = [IP];
-    /// Integer columns that grow almost in step (`DELTA_BINARY_PACKED`).
-    pub const DELTA: [&str; 2] = [TIMESTAMP, LINE];
+    /// Integer columns written `DELTA_BINARY_PACKED`: those that grow almost
+    /// in step (time, line numbers), and the offset and status, which are
+    /// the same row after row in most logs (a run packs to no bits a value).
+    /// Against a dictionary, that saved 3% of a `--keep=` ingest's time (no
+    /// value hashed); on a real log of mixed statuses `status` took 0.29
+    /// rather than 0.15 bytes a row, 0.6% more in all.
+    pub const DELTA: [&str; 4] = [TIMESTAMP, TZ_OFFSET_MINUTES, STATUS, LINE];
     /// Columns zstd cannot shrink, written uncompressed: addresses as
     /// integers, and the delta-packed columns. On a day of the 10,000-user
     /// log zstd took `timestamp` from 1.49 to 1.43 MB, `ipv4` from 1.25 to

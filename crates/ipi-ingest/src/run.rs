@@ -216,8 +216,9 @@ fn start_parser(
 /// How events are encoded: zstd level 1 (encoding is the costliest part of an
 /// ingest, and level 3 saved little on logs), no dictionary for the nearly
 /// unique columns, delta encoding for the line numbers and timestamps, which
-/// grow almost in step, no compression where zstd saves nothing (those two,
-/// and addresses as integers), and min/max statistics only where readers
+/// grow almost in step, and for the offset and status, which repeat (see
+/// `events::DELTA`), no compression where zstd saves nothing (time, line
+/// numbers and addresses as integers), and min/max statistics only where readers
 /// prune with them (time, entity, address, status).
 fn writer_options() -> WriterOptions {
     use ipi_core::schema::events;
