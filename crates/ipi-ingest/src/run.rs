@@ -218,8 +218,8 @@ fn start_parser(
 /// unique columns, delta encoding for the line numbers and timestamps, which
 /// grow almost in step, and for the offset and status, which repeat (see
 /// `events::DELTA`), no compression where zstd saves nothing (time, line
-/// numbers and addresses as integers), and min/max statistics only where readers
-/// prune with them (time, entity, address, status).
+/// numbers and addresses as integers), and min/max statistics only where
+/// readers prune with them (time, entity, address, status).
 fn writer_options() -> WriterOptions {
     use ipi_core::schema::events;
     let mut options = WriterOptions::default();

@@ -929,9 +929,9 @@ fn read_whole(group: &RowGroup, columns: &[&str]) -> Result<RecordBatch> {
 }
 
 /// How scores are encoded: as ingest encodes the events columns they carry
-/// (zstd level 1, no dictionary for nearly unique columns, delta for time
-/// and line numbers), and no dictionary for the scores, which are all
-/// different either.
+/// (zstd level 1, no dictionary for nearly unique columns, delta for time,
+/// offset, status and line numbers), and no dictionary for the scores,
+/// which are all different either.
 fn scores_writer_options() -> WriterOptions {
     use ipi_core::schema::scores;
     let mut options = WriterOptions::default();
