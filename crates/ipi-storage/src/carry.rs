@@ -286,7 +286,7 @@ impl CarrySink {
         carried_fields: usize,
         options: &ParquetOptions,
     ) -> Result<CarrySink> {
-        let props = options.writer_properties().map_err(|e| Error::parquet(location, e))?;
+        let props = options.writer_properties(&schema).map_err(|e| Error::parquet(location, e))?;
         let (file, factory) = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(|e| Error::parquet(location, e))?;

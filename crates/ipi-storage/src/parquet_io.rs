@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -96,9 +96,13 @@ impl Default for ParquetOptions {
 }
 
 impl ParquetOptions {
-    /// The writer properties: zstd, the row group limits and
-    /// `created_by = "ipi <version>"`.
-    pub fn writer_properties(&self) -> Result<WriterProperties, ParquetError> {
+    /// The writer properties for `schema`: zstd, the row group limits, 8,192
+    /// values a column at a time, `created_by = "ipi <version>"`, and the
+    /// encodings asked for column by column, each given only to columns of
+    /// a type it can encode (a `status` column of text, in a table someone
+    /// scores, keeps its dictionary rather than failing the write).
+    pub fn writer_properties(&self, schema: &Schema) -> Result<WriterProperties, ParquetError> {
+        let type_of = |column: &str| schema.field_with_name(column).ok().map(|f| f.data_type());
         let mut builder = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level)?))
             .set_created_by(format!("ipi {}", env!("CARGO_PKG_VERSION")))
@@ -111,12 +115,19 @@ impl ParquetOptions {
         for column in &self.plain_columns {
             builder = builder.set_column_dictionary_enabled(column.as_str().into(), false);
         }
-        for column in &self.delta_columns {
+        for column in self.delta_columns.iter().filter(|c| type_of(c).is_some_and(delta_packs)) {
             builder = builder
                 .set_column_dictionary_enabled(column.as_str().into(), false)
                 .set_column_encoding(column.as_str().into(), Encoding::DELTA_BINARY_PACKED);
         }
-        for column in &self.delta_length_columns {
+        let is_bytes = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+            )
+        };
+        for column in self.delta_length_columns.iter().filter(|c| type_of(c).is_some_and(is_bytes))
+        {
             builder = builder
                 .set_column_dictionary_enabled(column.as_str().into(), false)
                 .set_column_encoding(column.as_str().into(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
@@ -131,6 +142,21 @@ impl ParquetOptions {
         }
         Ok(builder.build())
     }
+}
+
+/// Whether `DELTA_BINARY_PACKED` can encode a column of this type: integers,
+/// and the times and dates stored as integers.
+fn delta_packs(data_type: &DataType) -> bool {
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Timestamp(..)
+                | DataType::Date32
+                | DataType::Date64
+                | DataType::Time32(_)
+                | DataType::Time64(_)
+                | DataType::Duration(_)
+        )
 }
 
 /// One Parquet object being written, streamed to the store as row groups
@@ -186,7 +212,7 @@ impl ParquetSink {
         schema: SchemaRef,
         options: &ParquetOptions,
     ) -> Result<ParquetSink> {
-        let props = options.writer_properties().map_err(|e| Error::parquet(location, e))?;
+        let props = options.writer_properties(&schema).map_err(|e| Error::parquet(location, e))?;
         let upload = BufWriter::with_capacity(
             location.store(),
             location.path().clone(),
@@ -543,5 +569,43 @@ impl MetadataSuffixFetch for &mut ObjectReader {
             result.bytes().await.map_err(external)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{ArrayRef, StringArray, UInt64Array};
+    use arrow_schema::Field;
+    use parquet::schema::types::ColumnPath;
+
+    use super::*;
+
+    #[test]
+    fn encodings_go_only_to_columns_of_a_type_they_encode() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("status", DataType::Utf8, false),
+            Field::new("line", DataType::UInt64, false),
+            Field::new("ip", DataType::UInt64, false),
+        ]));
+        let options = ParquetOptions {
+            delta_columns: vec!["status".into(), "line".into(), "absent".into()],
+            delta_length_columns: vec!["ip".into()],
+            ..ParquetOptions::default()
+        };
+        let props = options.writer_properties(&schema).unwrap();
+        let encoding = |column: &str| props.encoding(&ColumnPath::from(column));
+        assert_eq!(encoding("status"), None);
+        assert_eq!(encoding("line"), Some(Encoding::DELTA_BINARY_PACKED));
+        assert_eq!(encoding("ip"), None);
+        // And the write a text `status` would have failed goes through.
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["200", "404"])),
+            Arc::new(UInt64Array::from(vec![1, 2])),
+            Arc::new(UInt64Array::from(vec![3, 4])),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
     }
 }
