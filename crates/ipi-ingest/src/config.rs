@@ -62,7 +62,10 @@ pub struct IngestConfig {
     /// Default: all.
     #[serde(default = "all_optional_columns")]
     pub keep: Vec<String>,
-    /// Lines per parallel chunk are cut at this many bytes (default 4 MiB).
+    /// Lines per parallel chunk are cut at this many bytes (default 16 MiB).
+    /// Each chunk makes one batch per UTC day it holds, so larger chunks
+    /// hand the writer fewer, longer batches; up to two chunks a thread are
+    /// held at once.
     #[serde(default = "default_chunk_bytes")]
     pub chunk_bytes: usize,
     /// Memory-map local plain files instead of reading them (default
@@ -160,8 +163,11 @@ fn default_max_reject_ratio() -> f64 {
     0.05
 }
 
+/// 16 MiB: against 4 MiB, 4% less wall time on the 10,000-user login log
+/// (a login log sorted by user spreads each chunk over ten days), for 11 MiB
+/// more peak memory; 32 MiB saved 2.5% more for 30 MiB more.
 fn default_chunk_bytes() -> usize {
-    4 << 20
+    16 << 20
 }
 
 fn default_mmap() -> bool {

@@ -724,6 +724,11 @@ pub struct IngestArgs {
     /// copytruncate) kills the process with SIGBUS; nothing is committed then.
     #[arg(long)]
     pub no_mmap: bool,
+    /// Bytes of input per parallel chunk (cut at the next line end). Larger
+    /// chunks write fewer, longer batches; smaller ones use less memory.
+    /// Default: 16 MiB.
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_bytes: Option<usize>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,

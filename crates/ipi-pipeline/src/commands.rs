@@ -152,6 +152,10 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
         },
         ..IngestConfig::default_for(&args.inputs, &args.output)
     };
+    let config = match args.chunk_bytes {
+        Some(chunk_bytes) => IngestConfig { chunk_bytes, ..config },
+        None => config,
+    };
     let config = match &args.keep {
         Some(keep) => IngestConfig {
             keep: keep.iter().filter(|c| !c.is_empty()).cloned().collect(),
