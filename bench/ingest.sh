@@ -50,7 +50,7 @@ ratios = [a[i][0] / b[i][0] for i in a if i in b]
 for name, r in (("A (ipi)", a), ("B (peer)", b)):
     print(f"  {name}: median wall {statistics.median(v[0] for v in r.values()):.2f} s, "
           f"peak RSS {max(v[1] for v in r.values()) / 1024:.0f} MiB")
-print(f"  wall ratio A/B: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}, {len(ratios)} pairs)")
+print(f"  wall ratio A/B: median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} pairs)")
 PY
 }
 
@@ -62,9 +62,9 @@ pair "$runs" "$ours --keep=" "$py $peers/ingest_duckdb.py $log $out/duck.parquet
 echo "== ipi vs polars (CSV mode)"
 pair "$runs" "$ours" "$py $peers/ingest_polars.py $log $out/polars.parquet --mode csv"
 echo "== ipi vs pandas (the SageMaker notebook's path)"
-pair "$(( runs < 3 ? runs : 3 ))" "$ours" "$py $peers/ingest_pandas.py $log $out/pandas.parquet"
+pair "$(( runs < 5 ? runs : 5 ))" "$ours" "$py $peers/ingest_pandas.py $log $out/pandas.parquet"
 echo "== ipi --keep= vs pandas"
-pair "$(( runs < 3 ? runs : 3 ))" "$ours --keep=" "$py $peers/ingest_pandas.py $log $out/pandas.parquet"
+pair "$(( runs < 5 ? runs : 5 ))" "$ours --keep=" "$py $peers/ingest_pandas.py $log $out/pandas.parquet"
 echo "== rows kept: ipi, then DuckDB"
 $ipi --quiet ingest "$log" --output "$out/ipi" --method GET --path-prefix /login_success --status 200 --json \
     | $py -c 'import json,sys; print(json.load(sys.stdin)["totals"])'
