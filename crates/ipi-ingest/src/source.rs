@@ -57,15 +57,29 @@ pub fn open(
     }
 }
 
-/// Open `location` and cut it into chunks of about `target` bytes. A local
-/// file that is not gzip is memory-mapped when `map` allows, a window at a
-/// time, so its bytes are parsed where the page cache holds them instead of
-/// being copied into buffers first (a tenth of an ingest's CPU time went on
-/// that copy); anything else is read as a stream by [`open`].
+/// Chunk size of a mapped file, unless asked otherwise. Against 4 MiB, 4%
+/// less wall time on the 10,000-user login log (sorted by user, so each
+/// chunk holds ten days and makes a batch for each: longer batches cost the
+/// writer less a row), for 11 MiB more peak memory; 32 MiB saved 2.5% more
+/// for 30 MiB more.
+const MAPPED_CHUNK: usize = 16 << 20;
+
+/// Chunk size of a stream, unless asked otherwise. A streamed chunk is a
+/// buffer of ours, and a window of them is read ahead while others parse:
+/// at 16 MiB a gzip of the same log peaked at 500 MiB rather than 260,
+/// and was no faster (gunzip on the reader thread sets the pace).
+const STREAM_CHUNK: usize = 4 << 20;
+
+/// Open `location` and cut it into chunks of about `target` bytes
+/// ([`MAPPED_CHUNK`] or [`STREAM_CHUNK`] when `None`). A local file that
+/// is not gzip is memory-mapped when `map` allows, a window at a time, so
+/// its bytes are parsed where the page cache holds them instead of being
+/// copied into buffers first (a tenth of an ingest's CPU time went on that
+/// copy); anything else is read as a stream by [`open`].
 pub fn chunks(
     location: &Location,
     handle: &tokio::runtime::Handle,
-    target: usize,
+    target: Option<usize>,
     map: bool,
 ) -> std::io::Result<Chunks> {
     if map && let Some(path) = location.as_local_path() {
@@ -75,10 +89,12 @@ pub fn chunks(
             let mut head = [0u8; 2];
             file.read_exact(&mut head)?;
             if head != [0x1f, 0x8b] {
+                let target = target.unwrap_or(MAPPED_CHUNK);
                 return Ok(Chunks::Mapped(MappedChunker::new(file, meta.len(), target, WINDOW)));
             }
         }
     }
+    let target = target.unwrap_or(STREAM_CHUNK);
     Ok(Chunks::Stream(Chunker::new(open(location, handle)?, target)))
 }
 

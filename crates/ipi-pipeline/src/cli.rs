@@ -726,7 +726,8 @@ pub struct IngestArgs {
     pub no_mmap: bool,
     /// Bytes of input per parallel chunk (cut at the next line end). Larger
     /// chunks write fewer, longer batches; smaller ones use less memory.
-    /// Default: 16 MiB.
+    /// Default: 16 MiB for a local plain file (memory-mapped), 4 MiB for
+    /// gzip, s3:// and --no-mmap (read into buffers).
     #[arg(long, value_name = "BYTES")]
     pub chunk_bytes: Option<usize>,
     /// Print the summary as JSON on stdout.

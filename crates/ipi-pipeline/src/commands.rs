@@ -145,16 +145,13 @@ async fn ingest(args: &IngestArgs) -> anyhow::Result<Exit> {
         },
         max_reject_ratio: args.max_reject_ratio,
         mmap: !args.no_mmap,
+        chunk_bytes: args.chunk_bytes,
         entity: match (&args.entity_param, &args.entity_regex) {
             (Some(name), _) => EntitySource::QueryParam { name: name.clone() },
             (None, Some(pattern)) => EntitySource::PathRegex { pattern: pattern.clone() },
             (None, None) => EntitySource::User,
         },
         ..IngestConfig::default_for(&args.inputs, &args.output)
-    };
-    let config = match args.chunk_bytes {
-        Some(chunk_bytes) => IngestConfig { chunk_bytes, ..config },
-        None => config,
     };
     let config = match &args.keep {
         Some(keep) => IngestConfig {
